@@ -1,0 +1,35 @@
+# Overdracht: the project's menu. `make run` and `make test` set up a fresh machine.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test lint format bench install browser clean
+
+run: $(STAMP)                 ## start the whole platform at http://127.0.0.1:8000
+	$(PY) -m overdracht.devserver
+
+test: $(STAMP) browser lint   ## every test: unit, integration, end-to-end, browser
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)                ## ruff, as CI runs it
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==26.3
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+browser:                      ## Debian's Chromium for the Playwright test (needs root)
+	@test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium)
+
+clean:                        ## remove the virtualenv and all local state (var/)
+	rm -rf $(VENV) var

@@ -1,0 +1,56 @@
+"""The gateway: Dutch web pages and the JSON API, thin over the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from gateway.rpc import RpcPool
+from overdracht import config
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the gateway; settings come from the environment, overrides win."""
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=config.get("OVERDRACHT_SECRET_KEY"),
+        AMQP_URI=config.get("OVERDRACHT_AMQP_URI"),
+        RPC_TIMEOUT=float(config.get("OVERDRACHT_RPC_TIMEOUT")),
+        RPC_POOL_SIZE=config.get_int("OVERDRACHT_RPC_POOL_SIZE"),
+        DOCUMENTS_URL=config.get("OVERDRACHT_DOCUMENTS_URL").rstrip("/"),
+        MAX_DOCUMENT_BYTES=config.get_int("OVERDRACHT_MAX_DOCUMENT_BYTES"),
+        DOCUMENT_TYPES=config.document_types(),
+        SECURE_COOKIES=config.is_production(),
+        TRUSTED_PROXIES=config.get_int("OVERDRACHT_TRUSTED_PROXIES"),
+        # JSON bodies are small; file bodies never pass through Flask's form parser
+        MAX_FORM_MEMORY_SIZE=64 * 1024,
+    )
+    app.config.update(overrides or {})
+    if app.config["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"], x_proto=1)
+    app.extensions["rpc"] = RpcPool(
+        app.config["AMQP_URI"], app.config["RPC_POOL_SIZE"], app.config["RPC_TIMEOUT"]
+    )
+
+    from gateway import api, errors, pages
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    errors.register(app)
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
+            "frame-ancestors 'none'",
+        )
+        return response
+
+    return app

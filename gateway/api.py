@@ -1,0 +1,182 @@
+"""The JSON API under /api/v1: routing and shapes only; the services decide."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+
+from gateway import files
+from gateway.errors import MalformedRequest
+from gateway.openapi import spec
+from gateway.session import (
+    access_point,
+    clear_session_cookie,
+    current,
+    principal,
+    services,
+    session_token,
+    set_session_cookie,
+)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def body() -> dict[str, Any]:
+    """The request's JSON object, or a 400 in the API's error shape."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise MalformedRequest("De body moet een JSON-object zijn.")
+    return data
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(spec(current_app.config["DOCUMENT_TYPES"]))
+
+
+@bp.post("/login")
+def login():
+    data = body()
+    with services() as rpc:
+        result = rpc.auth.start_login(data.get("username"), data.get("password"), access_point())
+    return jsonify(result)
+
+
+@bp.post("/login/verify")
+def login_verify():
+    data = body()
+    with services() as rpc:
+        result = rpc.auth.verify_login(data.get("challenge"), data.get("code"), access_point())
+    response = jsonify(token=result["token"])
+    set_session_cookie(response, result["token"])
+    return response
+
+
+@bp.get("/me")
+def me():
+    return jsonify(current()["profile"])
+
+
+@bp.post("/logout")
+def logout():
+    with services() as rpc:
+        rpc.auth.logout(session_token(), access_point())
+    response = Response(status=204)
+    clear_session_cookie(response)
+    return response
+
+
+@bp.post("/clients/search")
+def search_clients():
+    data = body()
+    with services() as rpc:
+        result = rpc.clients.search(principal(), data, access_point())
+    return jsonify(results=result["results"])
+
+
+@bp.post("/clients")
+def create_client():
+    data = body()
+    with services() as rpc:
+        client = rpc.clients.create(principal(), data, access_point())
+    return jsonify(client), 201
+
+
+@bp.post("/clients/<client_id>/relationship")
+def declare_relationship(client_id: str):
+    with services() as rpc:
+        result = rpc.clients.declare_relationship(principal(), client_id, access_point())
+    return jsonify(result), 201
+
+
+@bp.get("/clients/<client_id>/documents")
+def list_documents(client_id: str):
+    with services() as rpc:
+        result = rpc.documents.list(principal(), client_id, access_point())
+    return jsonify(documents=[_public(d) for d in result["documents"]])
+
+
+@bp.post("/clients/<client_id>/documents")
+def upload_document(client_id: str):
+    return jsonify(_public(upload(client_id))), 201
+
+
+def upload(client_id: str, check: Callable[[dict[str, str]], None] | None = None) -> dict[str, Any]:
+    """Stream a multipart upload to documents; shared with the web pages (which check CSRF)."""
+    who, point = principal(), access_point()
+
+    def begin(fields: dict[str, str]) -> dict[str, Any]:
+        if check is not None:
+            check(fields)
+        with services() as rpc:
+            return rpc.documents.begin_upload(who, client_id, fields, point)
+
+    return files.upload(
+        request,
+        begin,
+        current_app.config["DOCUMENTS_URL"],
+        current_app.config["MAX_DOCUMENT_BYTES"],
+    )
+
+
+@bp.get("/documents/<document_id>/content")
+def download_document(document_id: str):
+    return download(document_id)
+
+
+def download(document_id: str) -> Response:
+    """Audit the view (in documents), then stream the bytes as an attachment."""
+    with services() as rpc:
+        grant = rpc.documents.begin_download(principal(), document_id, access_point())
+    upstream = files.download(current_app.config["DOCUMENTS_URL"], grant["ticket"])
+
+    def chunks():
+        try:
+            yield from upstream.iter_content(256 * 1024)
+        finally:
+            upstream.close()
+
+    response = Response(
+        stream_with_context(chunks()),
+        mimetype=grant["content_type"],
+        direct_passthrough=True,
+    )
+    response.headers["Content-Length"] = str(grant["size"])
+    response.headers.set("Content-Disposition", "attachment", filename=grant["filename"])
+    return response
+
+
+@bp.delete("/documents/<document_id>")
+def delete_document(document_id: str):
+    with services() as rpc:
+        rpc.documents.delete(principal(), document_id, access_point())
+    return Response(status=204)
+
+
+@bp.get("/audit/events")
+def audit_events():
+    filters = {
+        key: request.args.get(key)
+        for key in ("client_id", "actor", "event", "since", "until", "cursor", "limit")
+        if request.args.get(key)
+    }
+    with services() as rpc:
+        result = rpc.audit.query(principal(), filters, access_point())
+    return jsonify(result)
+
+
+def _public(document: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "id",
+        "document_type",
+        "filename",
+        "content_type",
+        "size",
+        "sha256",
+        "removal_date",
+        "uploaded_at",
+        "uploaded_by",
+    )
+    return {k: document[k] for k in keys}

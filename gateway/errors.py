@@ -1,0 +1,98 @@
+"""Errors mapped once: remote exception types to HTTP status codes and the API's error shape."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from kombu.exceptions import KombuError
+from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
+from werkzeug.exceptions import HTTPException
+
+from overdracht.contracts import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    OverdrachtError,
+    RateLimited,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[OverdrachtError], int] = {
+    InvalidInput: 422,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    RateLimited: 429,
+    Unavailable: 503,
+}
+
+UNAVAILABLE = "Overdracht is tijdelijk niet bereikbaar. Probeer het later opnieuw."
+INTERNAL = "Er ging iets mis. Probeer het later opnieuw."
+
+
+class MalformedRequest(InvalidInput):
+    """A body that is not what the endpoint reads (bad JSON): 400, not 422."""
+
+    code = "malformed_request"
+
+
+def status_of(exc: OverdrachtError) -> int:
+    if isinstance(exc, MalformedRequest):
+        return 400
+    for kind in type(exc).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 400
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def respond(status: int, code: str, message: str):
+    if _wants_json():
+        return jsonify(error={"code": code, "message": message}), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(OverdrachtError)
+    def overdracht_error(exc: OverdrachtError):
+        return respond(status_of(exc), exc.code, exc.message)
+
+    @app.errorhandler(RpcTimeout)
+    @app.errorhandler(UnknownService)
+    @app.errorhandler(KombuError)
+    @app.errorhandler(OSError)
+    def unavailable(exc: Exception):
+        log.error("service unavailable: %s", type(exc).__name__)
+        return respond(503, "unavailable", UNAVAILABLE)
+
+    @app.errorhandler(RemoteError)
+    def remote_error(exc: RemoteError):
+        log.error("service error: %s", exc.exc_type)
+        return respond(500, "internal_error", INTERNAL)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        messages = {
+            404: "Niet gevonden.",
+            405: "Deze methode is hier niet toegestaan.",
+            413: "Het verzoek is te groot.",
+            400: "Ongeldig verzoek.",
+        }
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return respond(exc.code or 500, code, messages.get(exc.code or 500, INTERNAL))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unexpected error")
+        return respond(500, "internal_error", INTERNAL)

@@ -1,0 +1,178 @@
+"""File bodies through the gateway: multipart in, parsed as it arrives, piped to documents.
+
+Flask's `request.files` spools anything over 500 KB to a temporary file; a document
+must never touch local disk, so the form is decoded incrementally here and the file
+part goes straight on to the documents service, chunk by chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import requests
+from flask import Request
+from werkzeug.sansio.multipart import (
+    NEED_DATA,
+    Data,
+    Epilogue,
+    Field,
+    File,
+    MultipartDecoder,
+)
+
+from overdracht.contracts import (
+    TICKET_HEADER,
+    InvalidInput,
+    NotFound,
+    OverdrachtError,
+    TooLarge,
+    Unavailable,
+)
+
+CHUNK = 256 * 1024
+MAX_FIELD_BYTES = 4096
+#: multipart framing and the small fields around the file
+FORM_OVERHEAD = 1024 * 1024
+
+_ERRORS: dict[str, type[OverdrachtError]] = {"too_large": TooLarge, "not_found": NotFound}
+
+
+class TruncatedUpload(OSError):
+    """The browser went away before the file part ended."""
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(f"Het bestand is groter dan {limit // (1024 * 1024)} MiB.", "file_too_large")
+
+
+class MultipartStream:
+    """Decoder events for a request body, read from the socket only as they are needed."""
+
+    def __init__(self, request: Request) -> None:
+        if request.mimetype != "multipart/form-data" or "boundary" not in request.mimetype_params:
+            raise InvalidInput("Verstuur het document als multipart/form-data.", "not_multipart")
+        self._stream = request.stream
+        # field sizes are capped in _field_value; the decoder's own cap would count file data
+        self._decoder = MultipartDecoder(
+            request.mimetype_params["boundary"].encode(), max_form_memory_size=None, max_parts=20
+        )
+
+    def events(self) -> Iterator[Any]:
+        ended = False
+        while True:
+            event = self._decoder.next_event()
+            if event is NEED_DATA:
+                if ended:
+                    raise TruncatedUpload("request body ended inside the form")
+                chunk = self._stream.read(CHUNK)
+                ended = not chunk
+                self._decoder.receive_data(chunk or None)
+            elif isinstance(event, Epilogue):
+                return
+            else:
+                yield event
+
+
+def _part_bytes(events: Iterator[Any]) -> Iterator[bytes]:
+    """The data of the current part, up to its last Data event."""
+    for event in events:
+        if not isinstance(event, Data):
+            raise InvalidInput("Onverwachte opbouw van het formulier.", "bad_multipart")
+        if event.data:
+            yield event.data
+        if not event.more_data:
+            return
+    raise TruncatedUpload("form ended inside a part")
+
+
+def _field_value(events: Iterator[Any]) -> str:
+    value = bytearray()
+    for data in _part_bytes(events):
+        value += data
+        if len(value) > MAX_FIELD_BYTES:
+            raise InvalidInput("Formulierveld te lang.", "field_too_long")
+    return value.decode("utf-8", errors="replace").strip()
+
+
+def _capped(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    """Pass chunks on; past the cap, pass that chunk too (the receiver refuses it), then stop."""
+    sent = 0
+    for chunk in chunks:
+        sent += len(chunk)
+        yield chunk
+        if sent > limit:
+            raise _too_large(limit)
+
+
+def upload(
+    request: Request,
+    begin: Callable[[dict[str, str]], dict[str, Any]],
+    documents_url: str,
+    max_bytes: int,
+) -> dict[str, Any]:
+    """Read the form's fields, ask documents for a ticket, then stream the file part to it.
+
+    The fields must come before the file part, as browsers and `curl -F` send them when
+    the form lists them first; the file is never held back to wait for them.
+    """
+    if request.content_length is not None and request.content_length > max_bytes + FORM_OVERHEAD:
+        raise _too_large(max_bytes)
+    events = MultipartStream(request).events()
+    fields: dict[str, str] = {}
+    for event in events:
+        if isinstance(event, Field):
+            fields[event.name] = _field_value(events)
+        elif isinstance(event, File) and event.name == "file":
+            if not event.filename:
+                raise InvalidInput("Kies een bestand.", "missing_file")
+            grant = begin({**fields, "filename": event.filename})
+            result = _send(documents_url, grant, _capped(_part_bytes(events), max_bytes))
+            for _ in events:  # the rest of the form: nothing more is expected
+                pass
+            return result
+        elif isinstance(event, File):
+            for _ in _part_bytes(events):
+                pass
+    raise InvalidInput("Het formulier bevat geen bestand (veld 'file').", "missing_file")
+
+
+def _send(documents_url: str, grant: dict[str, Any], body: Iterator[bytes]) -> dict[str, Any]:
+    try:
+        response = requests.put(
+            f"{documents_url}/internal/uploads",
+            data=body,
+            headers={TICKET_HEADER: grant["ticket"]},
+            timeout=(5, 300),
+        )
+    except requests.RequestException as exc:
+        raise Unavailable("De documentenopslag is niet bereikbaar.", "unavailable") from exc
+    return _answer(response)
+
+
+def _answer(response: requests.Response) -> dict[str, Any]:
+    if response.status_code in (200, 201):
+        return response.json()
+    try:
+        error = response.json()["error"]
+        code, message = error["code"], error["message"]
+    except (ValueError, KeyError, TypeError):
+        raise Unavailable("De documentenopslag gaf een fout.", "unavailable") from None
+    raise _ERRORS.get(code, InvalidInput)(message, code)
+
+
+def download(documents_url: str, ticket: str) -> requests.Response:
+    """Open the document's byte stream at documents; the caller iterates and closes it."""
+    try:
+        response = requests.get(
+            f"{documents_url}/internal/downloads",
+            headers={TICKET_HEADER: ticket},
+            stream=True,
+            timeout=(5, 300),
+        )
+    except requests.RequestException as exc:
+        raise Unavailable("De documentenopslag is niet bereikbaar.", "unavailable") from exc
+    if response.status_code != 200:
+        response.close()
+        raise NotFound("Document niet gevonden.")
+    return response

@@ -1,0 +1,303 @@
+"""The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_DATE = {"type": "string", "format": "date"}
+_UUID = {"type": "string", "format": "uuid"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): {"description": "Error", **_json(_ref("Error"))} for c in codes}
+
+
+def _op(summary: str, ok: dict[str, Any], *errors: int, **extra: Any) -> dict[str, Any]:
+    return {"summary": summary, "responses": {**ok, **_errors(*errors, 401, 503)}, **extra}
+
+
+def spec(document_types: dict[str, str]) -> dict[str, Any]:
+    """Build the document; the document types are configuration, so they are filled in here."""
+    client_id = [{"name": "client_id", "in": "path", "required": True, "schema": _UUID}]
+    document_id = [{"name": "document_id", "in": "path", "required": True, "schema": _UUID}]
+    audit_params = [
+        {"name": n, "in": "query", "required": False, "schema": s}
+        for n, s in (
+            ("client_id", _UUID),
+            ("actor", {"type": "string", "description": "username"}),
+            ("event", {"type": "string"}),
+            ("since", {"type": "string", "format": "date-time"}),
+            ("until", {"type": "string", "format": "date-time"}),
+            ("cursor", {"type": "string"}),
+            ("limit", {"type": "integer", "maximum": 500}),
+        )
+    ]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Overdracht API", "version": "1"},
+        "servers": [{"url": "/api/v1"}],
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "overdracht_session"},
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
+                },
+                "Client": {
+                    "type": "object",
+                    "properties": {"id": _UUID, "name": {"type": "string"}},
+                },
+                "Document": {
+                    "type": "object",
+                    "properties": {
+                        "id": _UUID,
+                        "document_type": {"enum": list(document_types)},
+                        "filename": {"type": "string"},
+                        "content_type": {"type": "string"},
+                        "size": {"type": "integer"},
+                        "sha256": {"type": "string"},
+                        "removal_date": _DATE,
+                        "uploaded_at": {"type": "string", "format": "date-time"},
+                        "uploaded_by": {"type": "string"},
+                    },
+                },
+            },
+        },
+        "security": [{"bearer": []}, {"cookie": []}],
+        "paths": {
+            "/login": {
+                "post": _op(
+                    "Check username and password; sends an SMS code",
+                    {
+                        "200": {
+                            "description": "Challenge",
+                            **_json(
+                                {"type": "object", "properties": {"challenge": {"type": "string"}}}
+                            ),
+                        }
+                    },
+                    400,
+                    422,
+                    security=[],
+                    requestBody=_json(
+                        {
+                            "type": "object",
+                            "required": ["username", "password"],
+                            "properties": {
+                                "username": {"type": "string"},
+                                "password": {"type": "string"},
+                            },
+                        }
+                    ),
+                )
+            },
+            "/login/verify": {
+                "post": _op(
+                    "Exchange challenge and SMS code for a session token (also set as cookie)",
+                    {
+                        "200": {
+                            "description": "Token",
+                            **_json(
+                                {"type": "object", "properties": {"token": {"type": "string"}}}
+                            ),
+                        }
+                    },
+                    400,
+                    security=[],
+                    requestBody=_json(
+                        {
+                            "type": "object",
+                            "required": ["challenge", "code"],
+                            "properties": {
+                                "challenge": {"type": "string"},
+                                "code": {"type": "string"},
+                            },
+                        }
+                    ),
+                )
+            },
+            "/me": {"get": _op("The logged-in provider", {"200": {"description": "Profile"}})},
+            "/logout": {"post": _op("End the session", {"204": {"description": "Logged out"}})},
+            "/clients/search": {
+                "post": _op(
+                    "Exact search: birth date plus BSN and/or phone (audited)",
+                    {
+                        "200": {
+                            "description": "Results",
+                            **_json(
+                                {
+                                    "type": "object",
+                                    "properties": {
+                                        "results": {"type": "array", "items": _ref("Client")}
+                                    },
+                                }
+                            ),
+                        }
+                    },
+                    400,
+                    403,
+                    422,
+                    429,
+                    requestBody=_json(
+                        {
+                            "type": "object",
+                            "required": ["birth_date"],
+                            "properties": {
+                                "birth_date": _DATE,
+                                "bsn": {"type": "string"},
+                                "phone": {"type": "string"},
+                            },
+                        }
+                    ),
+                )
+            },
+            "/clients": {
+                "post": _op(
+                    "Add a client; establishes the creator's treatment relationship",
+                    {"201": {"description": "Created", **_json(_ref("Client"))}},
+                    400,
+                    403,
+                    409,
+                    422,
+                    requestBody=_json(
+                        {
+                            "type": "object",
+                            "required": ["maiden_name", "birth_date", "bsn", "phone"],
+                            "properties": {
+                                "maiden_name": {"type": "string"},
+                                "birth_date": _DATE,
+                                "bsn": {"type": "string"},
+                                "phone": {"type": "string"},
+                                "due_date": _DATE,
+                            },
+                        }
+                    ),
+                )
+            },
+            "/clients/{client_id}/relationship": {
+                "post": _op(
+                    "Declare a treatment relationship with a client found by search",
+                    {"201": {"description": "Established"}},
+                    403,
+                    404,
+                    parameters=client_id,
+                )
+            },
+            "/clients/{client_id}/documents": {
+                "get": _op(
+                    "A client's documents (audited)",
+                    {
+                        "200": {
+                            "description": "Documents",
+                            **_json(
+                                {
+                                    "type": "object",
+                                    "properties": {
+                                        "documents": {"type": "array", "items": _ref("Document")}
+                                    },
+                                }
+                            ),
+                        }
+                    },
+                    403,
+                    404,
+                    parameters=client_id,
+                ),
+                "post": _op(
+                    "Upload a document (multipart; fields before the file part)",
+                    {"201": {"description": "Stored", **_json(_ref("Document"))}},
+                    400,
+                    403,
+                    404,
+                    413,
+                    422,
+                    parameters=client_id,
+                    requestBody={
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["document_type", "removal_date", "file"],
+                                    "properties": {
+                                        "document_type": {"enum": list(document_types)},
+                                        "removal_date": _DATE,
+                                        "file": {"type": "string", "format": "binary"},
+                                    },
+                                }
+                            }
+                        }
+                    },
+                ),
+            },
+            "/documents/{document_id}/content": {
+                "get": _op(
+                    "Download a document's bytes as an attachment (audited)",
+                    {
+                        "200": {
+                            "description": "The file",
+                            "content": {
+                                "application/octet-stream": {
+                                    "schema": {"type": "string", "format": "binary"}
+                                }
+                            },
+                        }
+                    },
+                    403,
+                    404,
+                    parameters=document_id,
+                )
+            },
+            "/documents/{document_id}": {
+                "delete": _op(
+                    "Withdraw a document (its uploader only)",
+                    {"204": {"description": "Deleted"}},
+                    403,
+                    404,
+                    parameters=document_id,
+                )
+            },
+            "/audit/events": {
+                "get": _op(
+                    "Query the audit log (auditors only)",
+                    {
+                        "200": {
+                            "description": "Records",
+                            **_json(
+                                {
+                                    "type": "object",
+                                    "properties": {
+                                        "events": {"type": "array"},
+                                        "next_cursor": {"type": ["string", "null"]},
+                                    },
+                                }
+                            ),
+                        }
+                    },
+                    403,
+                    422,
+                    parameters=audit_params,
+                )
+            },
+        },
+    }

@@ -1,0 +1,266 @@
+"""The Dutch web pages: the same flow as the API, for people at a browser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from gateway import api
+from gateway.session import (
+    access_point,
+    clear_session_cookie,
+    csrf_ok,
+    csrf_token,
+    current,
+    principal,
+    services,
+    session_token,
+    set_session_cookie,
+)
+from overdracht.contracts import (
+    AUDITOR,
+    ZORGVERLENER,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unauthenticated,
+)
+
+bp = Blueprint("pages", __name__)
+
+ROLE_LABELS = {
+    "zorgverlener": "Zorgverlener",
+    "coordinator": "Coördinator",
+    "beheerder": "Beheerder",
+    "auditor": "Auditor",
+}
+#: errors a form shows next to itself instead of on an error page
+FORM_ERRORS = (InvalidInput, Conflict, RateLimited, TooLarge)
+
+
+@bp.app_context_processor
+def template_helpers() -> dict[str, Any]:
+    return {
+        "csrf_token": csrf_token,
+        "role_labels": ROLE_LABELS,
+        "document_types": current_app.config["DOCUMENT_TYPES"],
+    }
+
+
+@bp.before_request
+def check_csrf():
+    # uploads carry the token as a form field, checked once the stream reaches it
+    if request.method == "POST" and request.endpoint != "pages.upload":
+        if not csrf_ok(request.form.get("csrf")):
+            abort(400)
+
+
+@bp.app_errorhandler(Unauthenticated)
+def to_login(exc: Unauthenticated):
+    if request.path.startswith("/api/"):
+        return {"error": {"code": exc.code, "message": exc.message}}, 401
+    flash(exc.message, "error")
+    response = redirect(url_for("pages.login"))
+    clear_session_cookie(response)
+    return response
+
+
+@bp.get("/healthz")
+def healthz():
+    return {"status": "ok"}
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("pages.overview") if session_token() else url_for("pages.login"))
+
+
+@bp.route("/inloggen", methods=["GET", "POST"])
+def login():
+    if request.method == "POST":
+        try:
+            with services() as rpc:
+                result = rpc.auth.start_login(
+                    request.form.get("username"), request.form.get("password"), access_point()
+                )
+        except (Unauthenticated, InvalidInput) as exc:
+            flash(exc.message, "error")
+            return render_template("login.html", username=request.form.get("username", "")), 401
+        session["challenge"] = result["challenge"]
+        return redirect(url_for("pages.login_code"))
+    return render_template("login.html", username="")
+
+
+@bp.route("/inloggen/code", methods=["GET", "POST"])
+def login_code():
+    challenge = session.get("challenge")
+    if not challenge:
+        return redirect(url_for("pages.login"))
+    if request.method == "POST":
+        session.pop("challenge", None)
+        try:
+            with services() as rpc:
+                result = rpc.auth.verify_login(challenge, request.form.get("code"), access_point())
+        except Unauthenticated as exc:
+            flash(exc.message, "error")
+            return redirect(url_for("pages.login"))
+        response = redirect(url_for("pages.overview"))
+        set_session_cookie(response, result["token"])
+        return response
+    return render_template("code.html")
+
+
+@bp.post("/uitloggen")
+def logout():
+    with services() as rpc:
+        rpc.auth.logout(session_token(), access_point())
+    flash("U bent uitgelogd.", "info")
+    response = redirect(url_for("pages.login"))
+    clear_session_cookie(response)
+    return response
+
+
+@bp.get("/overzicht")
+def overview():
+    return render_template("overview.html", me=current()["profile"])
+
+
+@bp.route("/clienten/zoeken", methods=["GET", "POST"])
+def search():
+    me = _zorgverlener()
+    form = request.form if request.method == "POST" else {}
+    results = None
+    if request.method == "POST":
+        criteria = {k: form.get(k, "").strip() for k in ("birth_date", "bsn", "phone")}
+        try:
+            with services() as rpc:
+                results = rpc.clients.search(principal(), criteria, access_point())["results"]
+        except FORM_ERRORS as exc:
+            flash(exc.message, "error")
+    return render_template("search.html", me=me, form=form, results=results)
+
+
+@bp.post("/clienten/<client_id>/behandelrelatie")
+def declare(client_id: str):
+    _zorgverlener()
+    try:
+        with services() as rpc:
+            rpc.clients.declare_relationship(principal(), client_id, access_point())
+    except Forbidden as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("pages.search"))
+    return redirect(url_for("pages.client", client_id=client_id))
+
+
+@bp.route("/clienten/nieuw", methods=["GET", "POST"])
+def new_client():
+    me = _zorgverlener()
+    form = request.form if request.method == "POST" else {}
+    if request.method == "POST":
+        data = {
+            k: form.get(k, "").strip()
+            for k in ("maiden_name", "birth_date", "bsn", "phone", "due_date")
+        }
+        try:
+            with services() as rpc:
+                client = rpc.clients.create(principal(), data, access_point())
+        except FORM_ERRORS as exc:
+            flash(exc.message, "error")
+            return render_template("new_client.html", me=me, form=form), 422
+        flash(f"Cliënt {client['name']} is toegevoegd.", "info")
+        return redirect(url_for("pages.client", client_id=client["id"]))
+    return render_template("new_client.html", me=me, form=form)
+
+
+@bp.get("/clienten/<client_id>")
+def client(client_id: str):
+    me = _zorgverlener()
+    try:
+        with services() as rpc:
+            result = rpc.documents.list(principal(), client_id, access_point())
+    except Forbidden as exc:
+        return render_template("error.html", me=me, status=403, message=exc.message), 403
+    return render_template(
+        "client.html", me=me, client=result["client"], documents=result["documents"]
+    )
+
+
+@bp.post("/clienten/<client_id>/documenten")
+def upload(client_id: str):
+    _zorgverlener()
+    try:
+        document = api.upload(client_id, check=_upload_csrf)
+    except FORM_ERRORS as exc:
+        flash(exc.message, "error")
+    except NotFound as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"Document {document['filename']} is geplaatst.", "info")
+    return redirect(url_for("pages.client", client_id=client_id))
+
+
+@bp.get("/documenten/<document_id>/download")
+def download(document_id: str):
+    _zorgverlener()
+    return api.download(document_id)
+
+
+@bp.post("/documenten/<document_id>/verwijderen")
+def delete(document_id: str):
+    _zorgverlener()
+    client_id = request.form.get("client_id", "")
+    try:
+        with services() as rpc:
+            rpc.documents.delete(principal(), document_id, access_point())
+    except (Forbidden, NotFound) as exc:
+        flash(exc.message, "error")
+    else:
+        flash("Document verwijderd.", "info")
+    return redirect(url_for("pages.client", client_id=client_id))
+
+
+@bp.get("/audit")
+def audit():
+    me = current()["profile"]
+    if me["role"] != AUDITOR:
+        return render_template(
+            "error.html", me=me, status=403, message="Alleen auditors lezen het auditlog."
+        ), 403
+    filters = {
+        k: request.args.get(k, "").strip() for k in ("client_id", "actor", "event", "cursor")
+    }
+    try:
+        with services() as rpc:
+            result = rpc.audit.query(
+                principal(), {k: v for k, v in filters.items() if v}, access_point()
+            )
+    except InvalidInput as exc:
+        flash(exc.message, "error")
+        result = {"events": [], "next_cursor": None}
+    return render_template("audit.html", me=me, filters=filters, **result)
+
+
+def _zorgverlener() -> dict[str, Any]:
+    me = current()["profile"]
+    if me["role"] != ZORGVERLENER:
+        raise Forbidden("Alleen zorgverleners werken met cliëntgegevens.", "role")
+    return me
+
+
+def _upload_csrf(fields: dict[str, str]) -> None:
+    if not csrf_ok(fields.pop("csrf", None)):
+        raise InvalidInput("Het formulier is verlopen; probeer het opnieuw.", "csrf")

@@ -1,0 +1,73 @@
+"""A small pool of standalone nameko RPC proxies: each is single-threaded, so one per request."""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from overdracht.contracts import OverdrachtError
+
+log = logging.getLogger(__name__)
+
+#: Errors that say the remote side answered: the proxy itself is still good.
+_ANSWERED = (OverdrachtError, RemoteError)
+
+
+class RpcPool:
+    def __init__(self, amqp_uri: str, size: int, timeout: float) -> None:
+        self._config = {"AMQP_URI": amqp_uri}
+        self._timeout = timeout
+        self._idle: queue.LifoQueue[tuple[ClusterRpcProxy, Any]] = queue.LifoQueue(maxsize=size)
+
+    @contextmanager
+    def cluster(self) -> Iterator[Any]:
+        """Borrow a proxy; one that failed for transport reasons is dropped, not reused."""
+        try:
+            holder, proxy = self._idle.get_nowait()
+        except queue.Empty:
+            holder = ClusterRpcProxy(self._config, timeout=self._timeout)
+            proxy = holder.start()
+        healthy = False
+        try:
+            yield proxy
+            healthy = True
+        except _ANSWERED:
+            healthy = True
+            raise
+        finally:
+            if healthy:
+                try:
+                    self._idle.put_nowait((holder, proxy))
+                except queue.Full:
+                    _stop(holder)
+            else:
+                _stop(holder)
+
+    def close(self) -> None:
+        while True:
+            try:
+                holder, _ = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            _stop(holder)
+
+
+def _stop(holder: ClusterRpcProxy) -> None:
+    try:
+        holder.stop()
+    except Exception as exc:  # noqa: BLE001 - a broken proxy may fail to close; drop it anyway
+        log.debug("closing a broken rpc proxy: %s", type(exc).__name__)
+
+
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    RpcTimeout,
+    UnknownService,
+    OSError,
+    ConnectionError,
+)

@@ -1,0 +1,78 @@
+"""Per-request plumbing: RPC proxies, who is calling, and from where."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import current_app, g, request
+
+from overdracht.contracts import Unauthenticated
+
+COOKIE = "overdracht_session"
+
+
+@contextmanager
+def services() -> Iterator[Any]:
+    """A cluster proxy for this request: `with services() as rpc: rpc.auth.…`."""
+    with current_app.extensions["rpc"].cluster() as proxy:
+        yield proxy
+
+
+def access_point() -> dict[str, str]:
+    """Where the request came from, for the audit log (NEN 7513: access point)."""
+    return {
+        "ip": request.remote_addr or "",
+        "user_agent": (request.user_agent.string or "")[:300],
+    }
+
+
+def session_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.cookies.get(COOKIE) or None
+
+
+def current() -> dict[str, Any]:
+    """Ask auth who holds this session; raises Unauthenticated. Cached for the request."""
+    if "caller" not in g:
+        token = session_token()
+        if not token:
+            raise Unauthenticated("U bent niet ingelogd.", "unauthenticated")
+        with services() as rpc:
+            g.caller = rpc.auth.authenticate(token)
+    return g.caller
+
+
+def principal() -> str:
+    return current()["principal"]
+
+
+def csrf_token() -> str:
+    """Bound to the session token, so a form from another session does not verify."""
+    token = session_token() or ""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"csrf:{token}".encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_ok(submitted: str | None) -> bool:
+    return bool(submitted) and hmac.compare_digest(submitted, csrf_token())
+
+
+def set_session_cookie(response: Any, token: str) -> None:
+    response.set_cookie(
+        COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=current_app.config["SECURE_COOKIES"],
+        path="/",
+    )
+
+
+def clear_session_cookie(response: Any) -> None:
+    response.delete_cookie(COOKIE, path="/", samesite="Strict")

@@ -1,0 +1,150 @@
+"""The `overdracht` command: operator tasks on a running platform."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from overdracht import config
+from overdracht.contracts import ROLES, OverdrachtError
+from overdracht.db import make_engine, outbox_rows
+
+
+def _auth_session() -> tuple[sa.Engine, Session]:
+    engine = make_engine(config.database_url("auth"), poolclass=sa.pool.NullPool)
+    return engine, Session(engine)
+
+
+def add_provider(data: dict[str, Any], actor: dict[str, Any]) -> dict[str, Any]:
+    """Register a provider in auth's database; its event leaves through auth's outbox."""
+    from services.auth.accounts import register
+    from services.auth.models import Outbox
+
+    engine, session = _auth_session()
+    try:
+        with session.begin():
+            provider, event = register(session, data, actor)
+            session.execute(sa.insert(Outbox), outbox_rows([event]))
+            return {"id": str(provider.id), **provider.profile()}
+    finally:
+        session.close()
+        engine.dispose()
+
+
+def _provider_add(args: argparse.Namespace) -> int:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Wachtwoord: ")
+    data = {
+        "username": args.username,
+        "full_name": args.full_name,
+        "email": args.email,
+        "phone": args.phone,
+        "region": args.region,
+        "role": args.role,
+        "profession": args.profession,
+        "password": password,
+    }
+    created = add_provider(data, {"type": "operator", "via": "cli"})
+    print(json.dumps(created, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _rpc(service: str, method: str, *args: Any) -> Any:
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    timeout = float(config.get("OVERDRACHT_RPC_TIMEOUT")) * 20
+    with ClusterRpcProxy({"AMQP_URI": config.get("OVERDRACHT_AMQP_URI")}, timeout=timeout) as rpc:
+        return getattr(getattr(rpc, service), method)(*args)
+
+
+def _retention_sweep(args: argparse.Namespace) -> int:
+    if args.as_of is not None:
+        if config.is_production():
+            print("--as-of is in productie niet toegestaan.", file=sys.stderr)
+            return 2
+        date.fromisoformat(args.as_of)
+    result = _rpc("retention", "sweep", args.as_of)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from services.audit.chain import verify
+
+    engine = make_engine(config.database_url("audit"), poolclass=sa.pool.NullPool)
+    try:
+        with Session(engine) as session:
+            result = verify(session)
+    finally:
+        engine.dispose()
+    print(json.dumps(result, indent=2))
+    return 0 if result["ok"] else 1
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from overdracht.bus import declare_topology
+    from overdracht.db import SERVICES_WITH_DATABASE, migrate
+
+    declare_topology(config.get("OVERDRACHT_AMQP_URI"))
+    for service in SERVICES_WITH_DATABASE:
+        migrate(service)
+        print(f"{service}: up to date")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="overdracht", description=__doc__)
+    areas = top.add_subparsers(dest="area", required=True)
+
+    provider = areas.add_parser("provider", help="care providers and other accounts")
+    provider_cmds = provider.add_subparsers(dest="command", required=True)
+    add = provider_cmds.add_parser("add", help="register an account")
+    add.add_argument("--username", required=True)
+    add.add_argument("--full-name", required=True)
+    add.add_argument("--email", required=True)
+    add.add_argument("--phone", required=True, help="mobile number that receives the SMS code")
+    add.add_argument("--region", required=True)
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--profession", help="verloskundige, gynaecoloog, kraamverzorgende, ...")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.set_defaults(run=_provider_add)
+
+    retention = areas.add_parser("retention", help="removal of expired documents and clients")
+    retention_cmds = retention.add_subparsers(dest="command", required=True)
+    sweep = retention_cmds.add_parser("sweep", help="remove what is due now (or on --as-of)")
+    sweep.add_argument("--as-of", help="YYYY-MM-DD; refused in production")
+    sweep.set_defaults(run=_retention_sweep)
+
+    audit = areas.add_parser("audit", help="the audit log")
+    audit_cmds = audit.add_subparsers(dest="command", required=True)
+    verify = audit_cmds.add_parser("verify", help="check the audit log's hash chain")
+    verify.set_defaults(run=_audit_verify)
+
+    migrate = areas.add_parser("migrate", help="declare the bus topology, migrate every database")
+    migrate.set_defaults(run=_migrate)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except OverdrachtError as exc:
+        print(f"fout: {exc.message}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"fout: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Settings from the environment, one place for every variable the README lists.
+
+In development `make run` writes generated secrets to `var/overdracht.env`; every
+process (services, gateway, CLI) reads that file when it exists, and real environment
+variables win over it. Production sets the environment and has no such file.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from dotenv import dotenv_values
+
+DEFAULT_DOCUMENT_TYPES = (
+    "baringsverslag:Baringsverslag,"
+    "diagnostiek:Diagnostiek,"
+    "kraambed:Kraambed,"
+    "lab_uitslag:Lab uitslag,"
+    "zwangerschapskaart:Zwangerschapskaart"
+)
+
+DEFAULTS = {
+    "OVERDRACHT_ENV": "development",
+    "OVERDRACHT_AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/",
+    "OVERDRACHT_AUTH_DB": "postgresql+psycopg2://postgres@127.0.0.1:5432/overdracht_auth",
+    "OVERDRACHT_CLIENTS_DB": "postgresql+psycopg2://postgres@127.0.0.1:5432/overdracht_clients",
+    "OVERDRACHT_DOCUMENTS_DB": (
+        "postgresql+psycopg2://postgres@127.0.0.1:5432/overdracht_documents"
+    ),
+    "OVERDRACHT_AUDIT_DB": "postgresql+psycopg2://postgres@127.0.0.1:5432/overdracht_audit",
+    "OVERDRACHT_DB_POOL_SIZE": "10",
+    "OVERDRACHT_S3_ENDPOINT": "127.0.0.1:8333",
+    "OVERDRACHT_S3_SECURE": "false",
+    "OVERDRACHT_S3_BUCKET": "overdracht-documents",
+    "OVERDRACHT_S3_REGION": "us-east-1",
+    "OVERDRACHT_DOCUMENTS_BIND": "127.0.0.1:8001",
+    "OVERDRACHT_DOCUMENTS_URL": "http://127.0.0.1:8001",
+    "OVERDRACHT_GATEWAY_BIND": "127.0.0.1:8000",
+    "OVERDRACHT_TRUSTED_PROXIES": "0",
+    "OVERDRACHT_RPC_TIMEOUT": "15",
+    "OVERDRACHT_RPC_POOL_SIZE": "8",
+    "OVERDRACHT_SMS_OUTBOX": "var/outbox/sms.jsonl",
+    "OVERDRACHT_SMS_CODE_TTL_SECONDS": "300",
+    "OVERDRACHT_SMS_CODE_ATTEMPTS": "5",
+    "OVERDRACHT_LOGIN_LOCK_AFTER": "10",
+    "OVERDRACHT_SESSION_IDLE_MINUTES": "30",
+    "OVERDRACHT_SESSION_ABSOLUTE_HOURS": "12",
+    "OVERDRACHT_SEARCH_LIMIT_PER_HOUR": "60",
+    "OVERDRACHT_RELATIONSHIP_SEARCH_WINDOW_MINUTES": "60",
+    "OVERDRACHT_REMOVAL_HORIZON_WEEKS": "46",
+    "OVERDRACHT_REMOVAL_AFTER_DUE_WEEKS": "6",
+    "OVERDRACHT_MAX_DOCUMENT_BYTES": str(100 * 1024 * 1024),
+    "OVERDRACHT_DOCUMENT_TYPES": DEFAULT_DOCUMENT_TYPES,
+    "OVERDRACHT_CONTENT_TYPES": (
+        "application/pdf,image/png,image/jpeg,image/tiff,"
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    ),
+    "OVERDRACHT_TICKET_TTL_SECONDS": "120",
+    "OVERDRACHT_RETENTION_INTERVAL_SECONDS": "3600",
+    "OVERDRACHT_CLIENT_GRACE_DAYS": "1",
+    "OVERDRACHT_OUTBOX_RELAY_SECONDS": "2",
+}
+
+#: Secrets have no default: `make run` generates them, production must set them.
+SECRETS = (
+    "OVERDRACHT_PRINCIPAL_PRIVATE_KEY",
+    "OVERDRACHT_PRINCIPAL_PUBLIC_KEY",
+    "OVERDRACHT_PEPPER",
+    "OVERDRACHT_SECRET_KEY",
+    "OVERDRACHT_S3_ACCESS_KEY",
+    "OVERDRACHT_S3_SECRET_KEY",
+)
+
+
+def env_file() -> Path:
+    """Where development secrets live."""
+    return Path(os.environ.get("OVERDRACHT_ENV_FILE", "var/overdracht.env"))
+
+
+@cache
+def _file_values() -> dict[str, str]:
+    path = env_file()
+    if not path.is_file():
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def get(name: str) -> str:
+    """One setting: environment, then the development env file, then the default."""
+    if name in os.environ:
+        return os.environ[name]
+    if name in _file_values():
+        return _file_values()[name]
+    if name in DEFAULTS:
+        return DEFAULTS[name]
+    raise RuntimeError(f"{name} is not set; see README, 'Configuration'")
+
+
+def get_int(name: str) -> int:
+    return int(get(name))
+
+
+def get_bool(name: str) -> bool:
+    return get(name).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def is_production() -> bool:
+    return get("OVERDRACHT_ENV") == "production"
+
+
+def document_types() -> dict[str, str]:
+    """API value → Dutch label, in configured order."""
+    pairs = (item.split(":", 1) for item in get("OVERDRACHT_DOCUMENT_TYPES").split(","))
+    return {value.strip(): label.strip() for value, label in pairs}
+
+
+def content_types() -> frozenset[str]:
+    return frozenset(t.strip() for t in get("OVERDRACHT_CONTENT_TYPES").split(",") if t.strip())
+
+
+def principal_private_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(
+        bytes.fromhex(get("OVERDRACHT_PRINCIPAL_PRIVATE_KEY"))
+    )
+
+
+def principal_public_key() -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(get("OVERDRACHT_PRINCIPAL_PUBLIC_KEY")))
+
+
+def database_url(service: str) -> str:
+    return get(f"OVERDRACHT_{service.upper()}_DB")

@@ -1,0 +1,245 @@
+"""What services agree on: roles, event envelopes, the signed principal and error types.
+
+This is the one module every service imports. It holds no behaviour beyond building
+and checking these shapes, so a service can change anything else without the others
+noticing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from nameko.exceptions import deserialize_to_instance
+
+# --- roles -----------------------------------------------------------------------------
+
+ZORGVERLENER = "zorgverlener"
+COORDINATOR = "coordinator"
+BEHEERDER = "beheerder"
+AUDITOR = "auditor"
+ROLES = (ZORGVERLENER, COORDINATOR, BEHEERDER, AUDITOR)
+
+# --- events ----------------------------------------------------------------------------
+
+PROVIDER_REGISTERED = "provider.registered"
+PROVIDER_LOGGED_IN = "provider.logged_in"
+PROVIDER_LOGGED_OUT = "provider.logged_out"
+PROVIDER_LOGIN_FAILED = "provider.login_failed"
+PROVIDER_LOCKED = "provider.locked"
+PROVIDER_PASSWORD_RESET = "provider.password_reset"  # noqa: S105 - an event name
+CLIENT_SEARCHED = "client.searched"
+CLIENT_CREATED = "client.created"
+CLIENT_DELETED = "client.deleted"
+RELATIONSHIP_ESTABLISHED = "relationship.established"
+DOCUMENT_UPLOADED = "document.uploaded"
+DOCUMENT_LISTED = "document.listed"
+DOCUMENT_DOWNLOADED = "document.downloaded"
+DOCUMENT_DELETED = "document.deleted"
+DOCUMENT_EXPIRED = "document.expired"
+ACCESS_DENIED = "access.denied"
+
+#: Which service publishes which events; the bus topology is declared from this.
+EVENT_SOURCES: dict[str, tuple[str, ...]] = {
+    "auth": (
+        PROVIDER_REGISTERED,
+        PROVIDER_LOGGED_IN,
+        PROVIDER_LOGGED_OUT,
+        PROVIDER_LOGIN_FAILED,
+        PROVIDER_LOCKED,
+        PROVIDER_PASSWORD_RESET,
+    ),
+    "clients": (
+        CLIENT_SEARCHED,
+        CLIENT_CREATED,
+        CLIENT_DELETED,
+        RELATIONSHIP_ESTABLISHED,
+        ACCESS_DENIED,
+    ),
+    "documents": (
+        DOCUMENT_UPLOADED,
+        DOCUMENT_LISTED,
+        DOCUMENT_DOWNLOADED,
+        DOCUMENT_DELETED,
+        DOCUMENT_EXPIRED,
+        ACCESS_DENIED,
+    ),
+}
+EVENT_NAMES = frozenset(name for names in EVENT_SOURCES.values() for name in names)
+
+ENVELOPE_FIELDS = (
+    "event",
+    "event_id",
+    "occurred_at",
+    "actor",
+    "access_point",
+    "subject",
+    "object",
+    "outcome",
+    "detail",
+)
+
+SYSTEM_ACTOR: dict[str, Any] = {"type": "system"}
+
+
+def make_event(
+    name: str,
+    *,
+    actor: dict[str, Any],
+    access_point: dict[str, Any] | None = None,
+    subject: str | None = None,
+    object: dict[str, Any] | None = None,  # noqa: A002 - envelope field name
+    outcome: str = "success",
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build one event envelope; nothing identifying a client but her id goes in."""
+    if name not in EVENT_NAMES:
+        raise ValueError(f"unknown event {name!r}")
+    return {
+        "event": name,
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "actor": actor,
+        "access_point": access_point or {},
+        "subject": subject,
+        "object": object,
+        "outcome": outcome,
+        "detail": detail or {},
+    }
+
+
+def check_envelope(payload: Any) -> dict[str, Any]:
+    """Return payload if it is a well-formed envelope, else raise ValueError."""
+    if not isinstance(payload, dict):
+        raise ValueError("event payload is not an object")
+    missing = [f for f in ENVELOPE_FIELDS if f not in payload]
+    if missing:
+        raise ValueError(f"event lacks {', '.join(missing)}")
+    if payload["event"] not in EVENT_NAMES:
+        raise ValueError(f"unknown event {payload['event']!r}")
+    uuid.UUID(str(payload["event_id"]))
+    occurred = datetime.fromisoformat(payload["occurred_at"])
+    if occurred.tzinfo is None:
+        raise ValueError("occurred_at must carry its UTC offset")
+    if not isinstance(payload["actor"], dict):
+        raise ValueError("actor must be an object")
+    return payload
+
+
+# --- principal -------------------------------------------------------------------------
+
+PRINCIPAL_TTL = timedelta(minutes=5)
+_ALGORITHM = "EdDSA"
+_AUDIENCE = "overdracht-services"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who acts: minted by auth for one session, verified by every service itself."""
+
+    provider_id: str
+    username: str
+    full_name: str
+    role: str
+    region: str
+    session_id: str
+
+    def actor(self) -> dict[str, Any]:
+        """The envelope's actor for this principal."""
+        return {
+            "type": "provider",
+            "id": self.provider_id,
+            "username": self.username,
+            "role": self.role,
+            "region": self.region,
+            "session_id": self.session_id,
+        }
+
+
+def sign_principal(
+    principal: Principal, key: Ed25519PrivateKey, ttl: timedelta = PRINCIPAL_TTL
+) -> str:
+    """Sign a principal; only auth holds the private key."""
+    now = datetime.now(UTC)
+    claims = {**asdict(principal), "aud": _AUDIENCE, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, key, algorithm=_ALGORITHM)
+
+
+def verify_principal(token: Any, key: Ed25519PublicKey) -> Principal:
+    """Check a signed principal's signature and expiry; raise Unauthenticated otherwise."""
+    if not isinstance(token, str):
+        raise Unauthenticated("geen geldige identiteit")
+    try:
+        claims = jwt.decode(token, key, algorithms=[_ALGORITHM], audience=_AUDIENCE)
+        return Principal(**{f: claims[f] for f in Principal.__dataclass_fields__})
+    except (jwt.PyJWTError, KeyError, TypeError) as exc:
+        raise Unauthenticated("geen geldige identiteit") from exc
+
+
+# --- file bodies ---------------------------------------------------------------------
+
+#: The gateway hands documents a one-time ticket in this header (never in a URL, so no
+#: access log records one) when it streams a file body in or out.
+TICKET_HEADER = "X-Overdracht-Ticket"
+
+# --- errors ----------------------------------------------------------------------------
+# Raised inside a service, they cross RPC as themselves (nameko rebuilds registered types),
+# and the gateway maps each to one HTTP status in one table.
+
+
+class OverdrachtError(Exception):
+    """Base of every error a caller may show to a user."""
+
+    code = "error"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message, code or self.code)
+        self.message = message
+        self.code = code or self.code
+
+
+@deserialize_to_instance
+class InvalidInput(OverdrachtError):
+    code = "invalid_input"
+
+
+@deserialize_to_instance
+class Unauthenticated(OverdrachtError):
+    code = "unauthenticated"
+
+
+@deserialize_to_instance
+class Forbidden(OverdrachtError):
+    code = "forbidden"
+
+
+@deserialize_to_instance
+class NotFound(OverdrachtError):
+    code = "not_found"
+
+
+@deserialize_to_instance
+class Conflict(OverdrachtError):
+    code = "conflict"
+
+
+@deserialize_to_instance
+class TooLarge(OverdrachtError):
+    code = "too_large"
+
+
+@deserialize_to_instance
+class RateLimited(OverdrachtError):
+    code = "rate_limited"
+
+
+@deserialize_to_instance
+class Unavailable(OverdrachtError):
+    code = "unavailable"

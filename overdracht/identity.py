@@ -1,0 +1,29 @@
+"""Verifying the principal auth signed: every service does it itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+
+from overdracht import config
+from overdracht.contracts import Principal, verify_principal
+
+
+class Verifier:
+    def __init__(self, key: Any) -> None:
+        self._key = key
+
+    def __call__(self, token: Any) -> Principal:
+        """Return the principal or raise Unauthenticated."""
+        return verify_principal(token, self._key)
+
+
+class Identity(DependencyProvider):
+    """Injects a callable that turns a signed principal into a Principal."""
+
+    def setup(self) -> None:
+        self.verifier = Verifier(config.principal_public_key())
+
+    def get_dependency(self, worker_ctx: Any) -> Verifier:
+        return self.verifier

@@ -1,0 +1,339 @@
+"""Run the whole platform on one machine: object store, bus, databases, services, gateway.
+
+`make run` uses this in the foreground; the test suite uses the same code with its own
+vhost, databases, bucket and ports, so what the tests exercise is what a newcomer runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pika
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("auth", "clients", "documents", "audit", "retention")
+RPC_SERVICES = SERVICES
+
+
+def generate_secrets() -> dict[str, str]:
+    """Fresh secrets for a development or test platform; production brings its own."""
+    key = Ed25519PrivateKey.generate()
+    raw = serialization.Encoding.Raw
+    return {
+        "OVERDRACHT_PRINCIPAL_PRIVATE_KEY": key.private_bytes(
+            raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        ).hex(),
+        "OVERDRACHT_PRINCIPAL_PUBLIC_KEY": key.public_key()
+        .public_bytes(raw, serialization.PublicFormat.Raw)
+        .hex(),
+        "OVERDRACHT_PEPPER": secrets.token_hex(32),
+        "OVERDRACHT_SECRET_KEY": secrets.token_hex(32),
+        "OVERDRACHT_S3_ACCESS_KEY": "overdracht" + secrets.token_hex(6),
+        "OVERDRACHT_S3_SECRET_KEY": secrets.token_urlsafe(30),
+    }
+
+
+def bin_path(name: str) -> str:
+    """A console script of this virtualenv (weed, nameko, gunicorn)."""
+    candidate = Path(sys.executable).parent / name
+    found = candidate if candidate.exists() else shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} not found; run `make install`")
+    return str(found)
+
+
+@dataclass
+class Ports:
+    gateway: int = 8000
+    documents: int = 8001
+    s3: int = 8333
+    master: int = 9333
+    volume: int = 8080
+    filer: int = 8888
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        """Six consecutive ports (SeaweedFS also takes each of its ports + 10000)."""
+        return cls(base, base + 1, base + 2, base + 3, base + 4, base + 5)
+
+    def settings(self) -> dict[str, str]:
+        """The configuration variables that name these ports."""
+        return {
+            "OVERDRACHT_GATEWAY_BIND": f"127.0.0.1:{self.gateway}",
+            "OVERDRACHT_DOCUMENTS_BIND": f"127.0.0.1:{self.documents}",
+            "OVERDRACHT_DOCUMENTS_URL": f"http://127.0.0.1:{self.documents}",
+            "OVERDRACHT_S3_ENDPOINT": f"127.0.0.1:{self.s3}",
+        }
+
+
+@dataclass
+class Platform:
+    """Processes this platform started, stopped in reverse order."""
+
+    env: dict[str, str]
+    var: Path
+    ports: Ports = field(default_factory=Ports)
+    processes: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    log_dir: Path | None = None
+
+    def check_ports_free(self) -> None:
+        """Fail fast, and say why, when another platform still holds our ports."""
+        p = self.ports
+        for port in (p.gateway, p.documents, p.s3, p.master, p.volume, p.filer):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    raise RuntimeError(
+                        f"port {port} is in use: is Overdracht (or SeaweedFS) already running?"
+                    )
+
+    # --- object store ---------------------------------------------------------------------
+
+    def start_object_store(self) -> None:
+        """SeaweedFS in one process: master, volume, filer and the S3 gateway."""
+        data = self.var / "seaweedfs"
+        data.mkdir(parents=True, exist_ok=True)
+        s3_config = data / "s3.json"
+        s3_config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "overdracht",
+                            "credentials": [
+                                {
+                                    "accessKey": self.env["OVERDRACHT_S3_ACCESS_KEY"],
+                                    "secretKey": self.env["OVERDRACHT_S3_SECRET_KEY"],
+                                }
+                            ],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        s3_config.chmod(0o600)
+        p = self.ports
+        for port in (p.master, p.volume, p.filer, p.s3):  # stale sockets break a restart
+            for sock in Path("/tmp").glob(  # noqa: S108 - where SeaweedFS keeps its sockets
+                f"seaweedfs-*-{port}.sock"
+            ):
+                sock.unlink(missing_ok=True)
+        self.spawn(
+            "seaweedfs",
+            [
+                bin_path("weed"),
+                "server",
+                f"-dir={data}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                f"-master.port={p.master}",
+                f"-volume.port={p.volume}",
+                "-filer",
+                f"-filer.port={p.filer}",
+                "-s3",
+                f"-s3.port={p.s3}",
+                f"-s3.config={s3_config}",
+                "-master.volumeSizeLimitMB=128",
+                "-volume.max=0",
+            ],
+        )
+        wait_for(
+            lambda: self.check_alive() or _http_answers(f"http://127.0.0.1:{p.s3}/"),
+            "SeaweedFS S3",
+            60,
+        )
+        from services.documents.storage import BlobStore, make_client
+
+        store = BlobStore(make_client(), self.env["OVERDRACHT_S3_BUCKET"])
+        wait_for(lambda: _quietly(store.ensure_bucket), "the document bucket", 60)
+
+    # --- bus and databases ----------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Declare the event topology and bring every service database up to date."""
+        from overdracht.bus import declare_topology
+        from overdracht.db import SERVICES_WITH_DATABASE, migrate
+
+        declare_topology(self.env["OVERDRACHT_AMQP_URI"])
+        for service in SERVICES_WITH_DATABASE:
+            migrate(service)
+
+    # --- services -------------------------------------------------------------------------
+
+    def start_services(self) -> None:
+        config_file = str(ROOT / "deploy" / "nameko.yaml")
+        for service in SERVICES:
+            self.spawn(
+                service,
+                [
+                    sys.executable,
+                    "-m",
+                    "overdracht.nameko_cli",
+                    "run",
+                    "--config",
+                    config_file,
+                    f"services.{service}.service",
+                ],
+            )
+        self.spawn(
+            "gateway",
+            [
+                bin_path("gunicorn"),
+                "--bind",
+                f"127.0.0.1:{self.ports.gateway}",
+                "--worker-class",
+                "gthread",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--timeout",
+                "300",
+                "--graceful-timeout",
+                "10",
+                "--access-logfile",
+                "-",
+                "gateway.wsgi:app",
+            ],
+        )
+        wait_for(lambda: self._rpc_queues_ready(), "the services", 60)
+        wait_for(
+            lambda: (
+                self.check_alive() or _http_ok(f"http://127.0.0.1:{self.ports.gateway}/healthz")
+            ),
+            "the gateway",
+            60,
+        )
+
+    def _rpc_queues_ready(self) -> bool:
+        self.check_alive()
+        connection = pika.BlockingConnection(pika.URLParameters(self.env["OVERDRACHT_AMQP_URI"]))
+        try:
+            for service in RPC_SERVICES:
+                channel = connection.channel()
+                try:
+                    result = channel.queue_declare(f"rpc-{service}", passive=True)
+                except pika.exceptions.ChannelClosedByBroker:
+                    return False
+                if result.method.consumer_count < 1:
+                    return False
+            return True
+        finally:
+            connection.close()
+
+    # --- processes ------------------------------------------------------------------------
+
+    def spawn(self, name: str, argv: list[str], log: Path | None = None) -> subprocess.Popen:
+        """Start a process in its own session; its output goes to log, or the log_dir, or ours."""
+        if log is None and self.log_dir is not None:
+            log = self.log_dir / f"{name}.log"
+        out = None
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            out = open(log, "ab")  # noqa: SIM115 - lives as long as the process
+        process = subprocess.Popen(  # noqa: S603 - argv built here, no shell
+            argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+        )
+        self.processes.append((name, process))
+        return process
+
+    def check_alive(self) -> None:
+        for name, process in self.processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {process.returncode}")
+
+    def stop(self, name: str | None = None, timeout: float = 15) -> None:
+        """SIGTERM, then SIGKILL what is still there; in reverse order of starting."""
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            self._stop(name, timeout)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _stop(self, name: str | None, timeout: float) -> None:
+        chosen = [(n, p) for n, p in reversed(self.processes) if name in (None, n)]
+        for _, process in chosen:
+            _signal(process, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for _, process in chosen:
+            try:
+                process.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                _signal(process, signal.SIGKILL)
+                process.wait(5)
+        self.processes = [(n, p) for n, p in self.processes if (n, p) not in chosen]
+
+
+def _signal(process: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+def _http_answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _quietly(action) -> bool:
+    try:
+        action()
+    except Exception:  # noqa: BLE001 - polled until it works or time runs out
+        return False
+    return True
+
+
+def wait_for(check, what: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (pika.exceptions.AMQPError, OSError):
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{what} did not come up within {seconds:.0f} s")
+
+
+@contextlib.contextmanager
+def running(platform: Platform) -> Iterator[Platform]:
+    """Start everything; stop everything on the way out, whatever happened."""
+    try:
+        platform.check_ports_free()
+        platform.start_object_store()
+        platform.prepare()
+        platform.start_services()
+        yield platform
+    finally:
+        platform.stop()

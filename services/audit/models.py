@@ -1,0 +1,49 @@
+"""Audit's own tables: the append-only, hash-chained log and the events it could not read."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AuditRecord(Base):
+    __tablename__ = "audit_records"
+    __table_args__ = (
+        sa.Index("ix_audit_subject_seq", "subject", "seq"),
+        sa.Index("ix_audit_actor_seq", "actor_username", "seq"),
+        sa.Index("ix_audit_event_seq", "event", "seq"),
+        sa.Index("ix_audit_occurred_at", "occurred_at"),
+    )
+
+    seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    event: Mapped[str] = mapped_column(sa.String(64))
+    occurred_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    actor_id: Mapped[str | None] = mapped_column(sa.String(64))
+    actor_username: Mapped[str | None] = mapped_column(sa.String(64))
+    subject: Mapped[str | None] = mapped_column(sa.String(64))
+    outcome: Mapped[str] = mapped_column(sa.String(32))
+    envelope: Mapped[dict] = mapped_column(JSONB)
+    prev_hash: Mapped[str] = mapped_column(sa.String(64))
+    hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+
+
+class RejectedEvent(Base):
+    """A message that is not a valid envelope: parked here, never retried, never lost."""
+
+    __tablename__ = "rejected_events"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(sa.String(32))
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    payload: Mapped[str] = mapped_column(sa.Text)
+    received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

@@ -1,0 +1,138 @@
+"""Audit: stores every event exactly once in a hash-chained log; auditors query it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from nameko.events import SERVICE_POOL, event_handler
+
+from overdracht.contracts import (
+    ACCESS_DENIED,
+    AUDITOR,
+    Forbidden,
+    InvalidInput,
+    check_envelope,
+    make_event,
+)
+from overdracht.db import Database
+from overdracht.entrypoints import rpc
+from overdracht.identity import Identity
+from services.audit import chain
+from services.audit.models import AuditRecord, RejectedEvent
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 500
+
+
+def _handler(source: str):
+    return event_handler(source, "#", handler_type=SERVICE_POOL, requeue_on_error=True)
+
+
+class AuditService:
+    name = "audit"
+
+    db = Database("audit")
+    identity = Identity()
+
+    # A failing handler (database away) requeues its message; a malformed one is parked.
+
+    @_handler("auth")
+    def handle_auth_event(self, payload: Any) -> None:
+        self._store("auth", payload)
+
+    @_handler("clients")
+    def handle_clients_event(self, payload: Any) -> None:
+        self._store("clients", payload)
+
+    @_handler("documents")
+    def handle_documents_event(self, payload: Any) -> None:
+        self._store("documents", payload)
+
+    @rpc
+    def query(self, principal: str, filters: dict, access_point: dict) -> dict:
+        """Auditors only: records matching the filters, oldest first, one page at a time."""
+        who = self.identity(principal)
+        if who.role != AUDITOR:
+            with self.db.transaction() as tx:
+                chain.append(
+                    tx.session,
+                    make_event(
+                        ACCESS_DENIED,
+                        actor=who.actor(),
+                        access_point=access_point,
+                        outcome="denied",
+                        detail={"action": "audit.query", "reason": "role"},
+                    ),
+                )
+            raise Forbidden("Alleen auditors lezen het auditlog.", "role")
+        query, limit = _query(filters if isinstance(filters, dict) else {})
+        with self.db.read() as session:
+            records = session.scalars(query.limit(limit + 1)).all()
+        page = records[:limit]
+        return {
+            "events": [{**r.envelope, "seq": r.seq, "hash": r.hash} for r in page],
+            "next_cursor": str(page[-1].seq) if len(records) > limit else None,
+        }
+
+    @rpc
+    def verify(self) -> dict:
+        """Check the hash chain from its first record to its last."""
+        with self.db.read() as session:
+            return chain.verify(session)
+
+    def _store(self, source: str, payload: Any) -> None:
+        try:
+            envelope = check_envelope(payload)
+        except (ValueError, TypeError) as exc:
+            log.error("parking a malformed %s event: %s", source, exc)
+            with self.db.transaction() as tx:
+                tx.session.add(
+                    RejectedEvent(
+                        source=source,
+                        reason=str(exc)[:500],
+                        payload=json.dumps(payload, default=str)[:100_000],
+                        received_at=datetime.now(UTC),
+                    )
+                )
+            return
+        with self.db.transaction() as tx:
+            chain.append(tx.session, envelope)
+
+
+def _query(filters: dict) -> tuple[sa.Select, int]:
+    query = sa.select(AuditRecord).order_by(AuditRecord.seq)
+    if filters.get("client_id"):
+        query = query.where(AuditRecord.subject == str(filters["client_id"]))
+    if filters.get("actor"):
+        query = query.where(AuditRecord.actor_username == str(filters["actor"]).strip().lower())
+    if filters.get("event"):
+        query = query.where(AuditRecord.event == str(filters["event"]))
+    for key, op in (("since", "__ge__"), ("until", "__lt__")):
+        if filters.get(key):
+            moment = _moment(filters[key], key)
+            query = query.where(getattr(AuditRecord.occurred_at, op)(moment))
+    if filters.get("cursor"):
+        try:
+            query = query.where(AuditRecord.seq > int(filters["cursor"]))
+        except ValueError as exc:
+            raise InvalidInput("Ongeldige cursor.", "invalid_cursor") from exc
+    try:
+        limit = min(int(filters.get("limit") or 100), MAX_PAGE)
+    except ValueError as exc:
+        raise InvalidInput("Ongeldige limit.", "invalid_limit") from exc
+    return query, max(limit, 1)
+
+
+def _moment(value: Any, key: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise InvalidInput(
+            f"{key}: gebruik ISO 8601 (2026-01-31 of 2026-01-31T12:00:00Z)."
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,100 @@
+"""Registering providers: validation and the row, shared by the CLI and later by beheerders."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from sqlalchemy.orm import Session
+
+from overdracht.contracts import (
+    PROVIDER_REGISTERED,
+    ROLES,
+    ZORGVERLENER,
+    Conflict,
+    InvalidInput,
+    make_event,
+)
+from services.auth.models import Provider
+
+PROFESSIONS = ("verloskundige", "gynaecoloog", "kraamverzorgende", "arts", "verpleegkundige")
+MIN_PASSWORD = 12
+MAX_PASSWORD = 128
+
+hasher = PasswordHasher()
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^(\+31|0)[1-9][0-9]{8}$")
+
+
+def normalize_username(username: Any) -> str:
+    return str(username or "").strip().lower()
+
+
+def check_password(password: str) -> None:
+    """NIST 800-63B: length, no composition rules."""
+    if not (MIN_PASSWORD <= len(password) <= MAX_PASSWORD):
+        raise InvalidInput(
+            f"Het wachtwoord moet {MIN_PASSWORD} tot {MAX_PASSWORD} tekens lang zijn.",
+            "invalid_password",
+        )
+
+
+def register(
+    session: Session, data: dict[str, Any], actor: dict[str, Any]
+) -> tuple[Provider, dict]:
+    """Validate and add a provider; return it with its provider.registered event."""
+    username = normalize_username(data.get("username"))
+    if not _USERNAME.match(username):
+        raise InvalidInput(
+            "Gebruikersnaam: 2-64 tekens, letters, cijfers, . _ of -.", "invalid_username"
+        )
+    full_name = str(data.get("full_name") or "").strip()
+    if not 2 <= len(full_name) <= 200:
+        raise InvalidInput("Volledige naam ontbreekt.", "invalid_full_name")
+    email = str(data.get("email") or "").strip()
+    if not _EMAIL.match(email):
+        raise InvalidInput("Ongeldig e-mailadres.", "invalid_email")
+    phone = re.sub(r"[\s-]", "", str(data.get("phone") or ""))
+    if not _PHONE.match(phone):
+        raise InvalidInput("Ongeldig mobiel nummer (10 cijfers of +31...).", "invalid_phone")
+    region = str(data.get("region") or "").strip()
+    if not 1 <= len(region) <= 100:
+        raise InvalidInput("Regio ontbreekt.", "invalid_region")
+    role = data.get("role")
+    if role not in ROLES:
+        raise InvalidInput(f"Rol moet een van {', '.join(ROLES)} zijn.", "invalid_role")
+    profession = data.get("profession") or None
+    if role == ZORGVERLENER and profession not in PROFESSIONS:
+        raise InvalidInput(
+            f"Een zorgverlener heeft een beroep: {', '.join(PROFESSIONS)}.", "invalid_profession"
+        )
+    password = str(data.get("password") or "")
+    check_password(password)
+    if session.scalar(sa.select(Provider.id).where(Provider.username == username)):
+        raise Conflict("Deze gebruikersnaam is al in gebruik.", "username_taken")
+
+    provider = Provider(
+        username=username,
+        full_name=full_name,
+        email=email,
+        phone=phone,
+        region=region,
+        role=role,
+        profession=profession,
+        password_hash=hasher.hash(password),
+        failed_logins=0,
+        created_at=datetime.now(UTC),
+    )
+    session.add(provider)
+    session.flush()
+    event = make_event(
+        PROVIDER_REGISTERED,
+        actor=actor,
+        object={"type": "provider", "id": str(provider.id), "username": username},
+        detail={"role": role, "region": region, "profession": profession},
+    )
+    return provider, event

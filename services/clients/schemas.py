@@ -1,0 +1,87 @@
+"""Validating what providers type: BSN (elfproef), phone, names and dates."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from datetime import date, timedelta
+from typing import Any
+
+from stdnum.exceptions import ValidationError
+from stdnum.nl import bsn as stdnum_bsn
+
+from overdracht.contracts import InvalidInput
+from overdracht.timezone import today
+
+_NAME = re.compile(r"^[^\W\d_]+(?:[ '\-][^\W\d_]+)*$")
+
+
+def parse_date(value: Any, field: str, label: str) -> date:
+    if not value:
+        raise InvalidInput(f"{label} ontbreekt.", f"missing_{field}")
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise InvalidInput(
+            f"{label} is geen geldige datum (JJJJ-MM-DD).", f"invalid_{field}"
+        ) from exc
+
+
+def birth_date(value: Any) -> date:
+    parsed = parse_date(value, "birth_date", "Geboortedatum")
+    if not date(1900, 1, 1) <= parsed <= today():
+        raise InvalidInput("Geboortedatum ligt niet in het verleden.", "invalid_birth_date")
+    return parsed
+
+
+def due_date(value: Any) -> date | None:
+    if value in (None, ""):
+        return None
+    parsed = parse_date(value, "due_date", "Uitgerekende datum")
+    if not today() - timedelta(weeks=52) <= parsed <= today() + timedelta(weeks=45):
+        raise InvalidInput("Uitgerekende datum ligt niet binnen een jaar.", "invalid_due_date")
+    return parsed
+
+
+def bsn(value: Any) -> str:
+    try:
+        return stdnum_bsn.validate(str(value))
+    except ValidationError as exc:
+        raise InvalidInput("Dit is geen geldig BSN (elfproef).", "invalid_bsn") from exc
+
+
+def phone(value: Any) -> str:
+    digits = re.sub(r"[\s\-()]", "", str(value))
+    if digits.startswith("+31"):
+        digits = "0" + digits[3:]
+    if not re.fullmatch(r"0[0-9]{9}", digits):
+        raise InvalidInput("Telefoonnummer moet 10 cijfers hebben.", "invalid_phone")
+    return digits
+
+
+def maiden_name(value: Any) -> str:
+    name = " ".join(str(value or "").split())
+    if not name:
+        raise InvalidInput("Meisjesnaam ontbreekt.", "missing_maiden_name")
+    if len(name) > 100 or not _NAME.match(name):
+        raise InvalidInput("Meisjesnaam: alleen letters, spatie, - of '.", "invalid_maiden_name")
+    return name
+
+
+def keyed_hash(pepper: bytes, kind: str, value: str) -> str:
+    """HMAC-SHA256 with a secret pepper: lookup without keeping the number."""
+    return hmac.new(pepper, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def search_criteria(data: Any) -> tuple[date, str | None, str | None]:
+    """birth date plus BSN and/or phone; anything else is refused."""
+    if not isinstance(data, dict):
+        raise InvalidInput("Zoekgegevens ontbreken.", "invalid_input")
+    born = birth_date(data.get("birth_date"))
+    raw_bsn, raw_phone = data.get("bsn") or None, data.get("phone") or None
+    if raw_bsn is None and raw_phone is None:
+        raise InvalidInput(
+            "Vul naast de geboortedatum een BSN of telefoonnummer in.", "missing_bsn_or_phone"
+        )
+    return born, bsn(raw_bsn) if raw_bsn else None, phone(raw_phone) if raw_phone else None

@@ -1,0 +1,286 @@
+"""Clients: the registry of pregnant clients and who is in a treatment relationship with whom."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from overdracht import config
+from overdracht.contracts import (
+    ACCESS_DENIED,
+    CLIENT_CREATED,
+    CLIENT_DELETED,
+    CLIENT_SEARCHED,
+    RELATIONSHIP_ESTABLISHED,
+    SYSTEM_ACTOR,
+    ZORGVERLENER,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Principal,
+    RateLimited,
+    make_event,
+)
+from overdracht.db import Database
+from overdracht.entrypoints import rpc
+from overdracht.identity import Identity
+from services.clients import schemas
+from services.clients.models import Client, Outbox, Relationship, Search
+
+NOT_ALLOWED = "U heeft geen toegang tot deze cliënt."
+
+
+def _client_id(value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise NotFound("Cliënt niet gevonden.") from exc
+
+
+class ClientsService:
+    name = "clients"
+
+    db = Database("clients", Outbox)
+    identity = Identity()
+
+    @rpc
+    def search(self, principal: str, criteria: dict, access_point: dict) -> dict:
+        """Exact search: birth date plus BSN and/or phone; audited whether found or not."""
+        who = self._zorgverlener(principal, access_point, "client.search")
+        born, bsn, phone = schemas.search_criteria(criteria)
+        self._rate_limit(who, access_point)
+        query = sa.select(Client).where(Client.birth_date == born)
+        if bsn:
+            query = query.where(Client.bsn_hash == self._hash("bsn", bsn))
+        if phone:
+            query = query.where(Client.phone_hash == self._hash("phone", phone))
+        now = datetime.now(UTC)
+        with self.db.transaction(confirm_events=True) as tx:
+            found = tx.session.scalars(query.limit(10)).all()
+            hits = found or [None]
+            for client in hits:
+                tx.session.add(
+                    Search(
+                        provider_id=uuid.UUID(who.provider_id),
+                        client_id=client.id if client else None,
+                        searched_at=now,
+                    )
+                )
+            tx.emit(
+                make_event(
+                    CLIENT_SEARCHED,
+                    actor=who.actor(),
+                    access_point=access_point,
+                    subject=str(found[0].id) if len(found) == 1 else None,
+                    outcome="found" if found else "not_found",
+                    detail={
+                        "criteria": [k for k, v in (("bsn", bsn), ("phone", phone)) if v],
+                        "results": len(found),
+                        "client_ids": [str(c.id) for c in found],
+                    },
+                )
+            )
+        return {"results": [c.summary() for c in found]}
+
+    @rpc
+    def create(self, principal: str, data: dict, access_point: dict) -> dict:
+        """Add a client; the creator has a treatment relationship with her from then on."""
+        who = self._zorgverlener(principal, access_point, "client.create")
+        if not isinstance(data, dict):
+            raise InvalidInput("Cliëntgegevens ontbreken.")
+        client = Client(
+            maiden_name=schemas.maiden_name(data.get("maiden_name")),
+            birth_date=schemas.birth_date(data.get("birth_date")),
+            bsn_hash=self._hash("bsn", schemas.bsn(data.get("bsn"))),
+            phone_hash=self._hash("phone", schemas.phone(data.get("phone"))),
+            due_date=schemas.due_date(data.get("due_date")),
+            created_at=datetime.now(UTC),
+            created_by=uuid.UUID(who.provider_id),
+        )
+        try:
+            with self.db.transaction() as tx:
+                tx.session.add(client)
+                tx.session.flush()
+                tx.session.add(
+                    Relationship(
+                        client_id=client.id,
+                        provider_id=uuid.UUID(who.provider_id),
+                        basis="created",
+                        established_at=client.created_at,
+                    )
+                )
+                tx.emit(
+                    make_event(
+                        CLIENT_CREATED,
+                        actor=who.actor(),
+                        access_point=access_point,
+                        subject=str(client.id),
+                        detail={"relationship": "created", "due_date_known": bool(client.due_date)},
+                    )
+                )
+        except IntegrityError:
+            # her existence is client data too: the refused attempt is audited like a search
+            self.db.record(
+                make_event(
+                    CLIENT_CREATED,
+                    actor=who.actor(),
+                    access_point=access_point,
+                    outcome="conflict",
+                    detail={"reason": "client_exists"},
+                )
+            )
+            raise Conflict(
+                "Er is al een cliënt met deze geboortedatum en dit BSN. Zoek haar op.",
+                "client_exists",
+            ) from None
+        return client.summary()
+
+    @rpc
+    def declare_relationship(self, principal: str, client_id: str, access_point: dict) -> dict:
+        """Declare a treatment relationship with a client this provider just found."""
+        who = self._zorgverlener(principal, access_point, "relationship.declare")
+        cid = _client_id(client_id)
+        window = timedelta(minutes=config.get_int("OVERDRACHT_RELATIONSHIP_SEARCH_WINDOW_MINUTES"))
+        pid = uuid.UUID(who.provider_id)
+        with self.db.transaction() as tx:
+            client = tx.session.get(Client, cid)
+            if client is None:
+                raise NotFound("Cliënt niet gevonden.")
+            existing = tx.session.get(Relationship, (cid, pid))
+            if existing is not None:
+                return {**client.summary(), "established_at": existing.established_at.isoformat()}
+            found_recently = tx.session.scalar(
+                sa.select(sa.func.count(Search.id)).where(
+                    Search.provider_id == pid,
+                    Search.client_id == cid,
+                    Search.searched_at >= datetime.now(UTC) - window,
+                )
+            )
+            if not found_recently:
+                denied = True
+            else:
+                denied = False
+                relationship = Relationship(
+                    client_id=cid,
+                    provider_id=pid,
+                    basis="declared",
+                    established_at=datetime.now(UTC),
+                )
+                tx.session.add(relationship)
+                tx.emit(
+                    make_event(
+                        RELATIONSHIP_ESTABLISHED,
+                        actor=who.actor(),
+                        access_point=access_point,
+                        subject=str(cid),
+                        detail={"basis": "declared"},
+                    )
+                )
+        if denied:
+            self._deny(who, access_point, "relationship.declare", str(cid), "not_found_by_search")
+            raise Forbidden("Zoek de cliënt eerst op en controleer haar naam.", "search_first")
+        return {**client.summary(), "established_at": relationship.established_at.isoformat()}
+
+    @rpc
+    def authorize(self, principal: str, client_id: str, action: str, access_point: dict) -> dict:
+        """Allow a document action only within a treatment relationship; else deny, audited."""
+        who = self._zorgverlener(principal, access_point, action, client_id)
+        cid = _client_id(client_id)
+        with self.db.read() as session:
+            client = session.get(Client, cid)
+            related = client is not None and session.get(
+                Relationship, (cid, uuid.UUID(who.provider_id))
+            )
+        if client is None:
+            raise NotFound("Cliënt niet gevonden.")
+        if not related:
+            self._deny(who, access_point, action, str(cid), "no_relationship")
+            raise Forbidden(NOT_ALLOWED, "no_relationship")
+        return {
+            **client.summary(),
+            "due_date": client.due_date.isoformat() if client.due_date else None,
+        }
+
+    # --- retention (system calls, no client data leaves) ---------------------------------
+
+    @rpc
+    def deletion_candidates(self, created_before: str, after: str | None, limit: int) -> list[str]:
+        """Ids of clients created before a moment, in id order, one page at a time."""
+        query = sa.select(Client.id).where(
+            Client.created_at < datetime.fromisoformat(created_before)
+        )
+        if after:
+            query = query.where(Client.id > uuid.UUID(after))
+        with self.db.read() as session:
+            ids = session.scalars(query.order_by(Client.id).limit(min(int(limit), 1000))).all()
+        return [str(i) for i in ids]
+
+    @rpc
+    def delete_clients(self, client_ids: list[str], reason: str) -> int:
+        """Remove clients (with their relationships and searches); audited one by one."""
+        ids = [uuid.UUID(c) for c in client_ids]
+        with self.db.transaction() as tx:
+            deleted = tx.session.scalars(
+                sa.delete(Client).where(Client.id.in_(ids)).returning(Client.id)
+            ).all()
+            for cid in deleted:
+                tx.emit(
+                    make_event(
+                        CLIENT_DELETED,
+                        actor=SYSTEM_ACTOR,
+                        subject=str(cid),
+                        detail={"reason": reason},
+                    )
+                )
+        return len(deleted)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _hash(self, kind: str, value: str) -> str:
+        return schemas.keyed_hash(bytes.fromhex(config.get("OVERDRACHT_PEPPER")), kind, value)
+
+    def _zorgverlener(
+        self, principal: str, access_point: dict, action: str, client_id: str | None = None
+    ) -> Principal:
+        who = self.identity(principal)
+        if who.role != ZORGVERLENER:
+            self._deny(who, access_point, action, client_id, "role")
+            raise Forbidden("Alleen zorgverleners werken met cliëntgegevens.", "role")
+        return who
+
+    def _rate_limit(self, who: Principal, access_point: dict) -> None:
+        limit = config.get_int("OVERDRACHT_SEARCH_LIMIT_PER_HOUR")
+        with self.db.read() as session:
+            recent = session.scalar(
+                sa.select(sa.func.count(sa.distinct(Search.searched_at))).where(
+                    Search.provider_id == uuid.UUID(who.provider_id),
+                    Search.searched_at >= datetime.now(UTC) - timedelta(hours=1),
+                )
+            )
+        if recent >= limit:
+            self._deny(who, access_point, "client.search", None, "rate_limited")
+            raise RateLimited("Te veel zoekopdrachten; probeer het over een uur opnieuw.")
+
+    def _deny(
+        self,
+        who: Principal,
+        access_point: dict,
+        action: str,
+        client_id: str | None,
+        reason: str,
+    ) -> None:
+        self.db.record(
+            make_event(
+                ACCESS_DENIED,
+                actor=who.actor(),
+                access_point=access_point,
+                subject=client_id,
+                outcome="denied",
+                detail={"action": action, "reason": reason},
+            )
+        )

@@ -1,0 +1,64 @@
+"""Documents' own tables: document metadata and the one-time tickets for file bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from overdracht.db import outbox_table
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+Outbox = outbox_table(Base.metadata)
+
+
+class Document(Base):
+    __tablename__ = "documents"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    client_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    document_type: Mapped[str] = mapped_column(sa.String(40))
+    filename: Mapped[str] = mapped_column(sa.String(200))
+    content_type: Mapped[str] = mapped_column(sa.String(100))
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    removal_date: Mapped[date] = mapped_column(index=True)
+    uploaded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    uploaded_by: Mapped[uuid.UUID]
+    uploaded_by_name: Mapped[str] = mapped_column(sa.String(200))
+    object_key: Mapped[str] = mapped_column(sa.String(200))
+
+    def as_dict(self) -> dict:
+        return {
+            "id": str(self.id),
+            "client_id": str(self.client_id),
+            "document_type": self.document_type,
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "size": self.size,
+            "sha256": self.sha256,
+            "removal_date": self.removal_date.isoformat(),
+            "uploaded_at": self.uploaded_at.isoformat(),
+            "uploaded_by": self.uploaded_by_name,
+        }
+
+
+class Ticket(Base):
+    """A one-time, short-lived permission to send or fetch one file body over HTTP."""
+
+    __tablename__ = "tickets"
+
+    token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(10))  # "upload" or "download"
+    document_id: Mapped[uuid.UUID]
+    client_id: Mapped[uuid.UUID]
+    details: Mapped[dict] = mapped_column(JSONB)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

@@ -1,0 +1,369 @@
+"""Documents: metadata over RPC, file bodies over HTTP with one-time tickets, blobs in S3."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from nameko.rpc import RpcProxy
+from nameko.web.handlers import http
+from werkzeug.wrappers import Request, Response
+
+from overdracht import config
+from overdracht.contracts import (
+    ACCESS_DENIED,
+    DOCUMENT_DELETED,
+    DOCUMENT_DOWNLOADED,
+    DOCUMENT_EXPIRED,
+    DOCUMENT_LISTED,
+    DOCUMENT_UPLOADED,
+    SYSTEM_ACTOR,
+    TICKET_HEADER,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    OverdrachtError,
+    Principal,
+    make_event,
+)
+from overdracht.db import Database
+from overdracht.entrypoints import rpc
+from overdracht.identity import Identity
+from overdracht.timezone import today
+from services.documents import schemas
+from services.documents.models import Document, Outbox, Ticket
+from services.documents.storage import Storage
+from services.documents.streams import CappedReader, content_type
+
+log = logging.getLogger(__name__)
+
+UPLOAD = "upload"
+DOWNLOAD = "download"
+HTTP_STATUS = {"invalid_input": 422, "too_large": 413, "not_found": 404, "unavailable": 503}
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _document_id(value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise NotFound("Document niet gevonden.") from exc
+
+
+def _document_object(document: Document) -> dict:
+    return {"type": "document", "id": str(document.id), "document_type": document.document_type}
+
+
+def _json(status: int, body: dict) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _error(exc: OverdrachtError) -> Response:
+    return _json(
+        HTTP_STATUS.get(exc.code, 422), {"error": {"code": exc.code, "message": exc.message}}
+    )
+
+
+class DocumentsService:
+    name = "documents"
+
+    db = Database("documents", Outbox)
+    identity = Identity()
+    storage = Storage()
+    clients = RpcProxy("clients")
+
+    # --- RPC: metadata --------------------------------------------------------------------
+
+    @rpc
+    def begin_upload(
+        self, principal: str, client_id: str, fields: dict, access_point: dict
+    ) -> dict:
+        """Check everything about an upload but its bytes; return a one-time upload ticket."""
+        who = self.identity(principal)
+        if not isinstance(fields, dict):
+            raise InvalidInput("Documentgegevens ontbreken.")
+        document_type = schemas.document_type(fields.get("document_type"))
+        client = self.clients.authorize(principal, client_id, DOCUMENT_UPLOADED, access_point)
+        due = date.fromisoformat(client["due_date"]) if client["due_date"] else None
+        removal = schemas.removal_date(fields.get("removal_date"), due)
+        details = {
+            "document_type": document_type,
+            "removal_date": removal.isoformat(),
+            "filename": schemas.filename(fields.get("filename")),
+            "actor": who.actor(),
+            "uploaded_by_name": who.full_name,
+            "access_point": access_point,
+        }
+        token = self._issue(UPLOAD, uuid.uuid4(), uuid.UUID(client["id"]), details)
+        return {"ticket": token, "max_bytes": config.get_int("OVERDRACHT_MAX_DOCUMENT_BYTES")}
+
+    @rpc
+    def list(self, principal: str, client_id: str, access_point: dict) -> dict:
+        """A client's documents, newest first; audited before they are shown."""
+        who = self.identity(principal)
+        client = self.clients.authorize(principal, client_id, DOCUMENT_LISTED, access_point)
+        cid = uuid.UUID(client["id"])
+        with self.db.transaction(confirm_events=True) as tx:
+            documents = tx.session.scalars(
+                sa.select(Document)
+                .where(Document.client_id == cid, Document.removal_date > today())
+                .order_by(Document.uploaded_at.desc())
+            ).all()
+            tx.emit(
+                make_event(
+                    DOCUMENT_LISTED,
+                    actor=who.actor(),
+                    access_point=access_point,
+                    subject=str(cid),
+                    detail={"documents": len(documents)},
+                )
+            )
+        return {"client": client, "documents": [d.as_dict() for d in documents]}
+
+    @rpc
+    def begin_download(self, principal: str, document_id: str, access_point: dict) -> dict:
+        """Audit the view, then return a one-time ticket for the bytes (fail closed)."""
+        who = self.identity(principal)
+        document = self._current(document_id)
+        self.clients.authorize(
+            principal, str(document.client_id), DOCUMENT_DOWNLOADED, access_point
+        )
+        with self.db.transaction(confirm_events=True) as tx:
+            tx.emit(
+                make_event(
+                    DOCUMENT_DOWNLOADED,
+                    actor=who.actor(),
+                    access_point=access_point,
+                    subject=str(document.client_id),
+                    object=_document_object(document),
+                )
+            )
+        token = self._issue(
+            DOWNLOAD, document.id, document.client_id, {"object_key": document.object_key}
+        )
+        return {"ticket": token, **document.as_dict()}
+
+    @rpc
+    def delete(self, principal: str, document_id: str, access_point: dict) -> None:
+        """Withdraw a document: only within a relationship, and only its uploader."""
+        who = self.identity(principal)
+        document = self._current(document_id)
+        self.clients.authorize(principal, str(document.client_id), DOCUMENT_DELETED, access_point)
+        if str(document.uploaded_by) != who.provider_id:
+            self._deny(who, access_point, document, "not_uploader")
+            raise Forbidden("Alleen wie het document plaatste kan het verwijderen.", "not_uploader")
+        self._remove(
+            document,
+            make_event(
+                DOCUMENT_DELETED,
+                actor=who.actor(),
+                access_point=access_point,
+                subject=str(document.client_id),
+                object=_document_object(document),
+            ),
+        )
+
+    # --- RPC: retention (system calls) ----------------------------------------------------
+
+    @rpc
+    def expire_due(self, as_of: str, limit: int = 500) -> int:
+        """Remove documents whose removal date is on or before as_of; returns how many."""
+        day = date.fromisoformat(as_of)
+        if config.is_production() and day > today():
+            raise InvalidInput("In productie verloopt niets vóór zijn verwijderdatum.")
+        removed = 0
+        while True:
+            with self.db.read() as session:
+                due = session.scalars(
+                    sa.select(Document)
+                    .where(Document.removal_date <= day)
+                    .order_by(Document.removal_date, Document.id)
+                    .limit(limit)
+                ).all()
+            for document in due:
+                self._remove(
+                    document,
+                    make_event(
+                        DOCUMENT_EXPIRED,
+                        actor=SYSTEM_ACTOR,
+                        subject=str(document.client_id),
+                        object=_document_object(document),
+                        detail={"removal_date": document.removal_date.isoformat()},
+                    ),
+                )
+            removed += len(due)
+            if len(due) < limit:
+                return removed
+
+    @rpc
+    def clients_with_documents(self, client_ids: list[str]) -> list[str]:
+        """Which of these clients still have at least one document."""
+        ids = [uuid.UUID(c) for c in client_ids]
+        with self.db.read() as session:
+            held = session.scalars(
+                sa.select(Document.client_id).where(Document.client_id.in_(ids)).distinct()
+            ).all()
+        return [str(c) for c in held]
+
+    # --- HTTP: file bodies ----------------------------------------------------------------
+
+    @http("PUT", "/internal/uploads")
+    def receive_upload(self, request: Request) -> Response:
+        """Stream a file body into the object store, then record the document."""
+        ticket = self._claim(UPLOAD, request.headers.get(TICKET_HEADER, ""))
+        if ticket is None:
+            return _json(
+                404, {"error": {"code": "not_found", "message": "Ongeldig of verlopen ticket."}}
+            )
+        limit = config.get_int("OVERDRACHT_MAX_DOCUMENT_BYTES")
+        reader = CappedReader(request.environ["wsgi.input"], limit)
+        kind = content_type(reader.sniff())
+        if kind not in config.content_types():
+            reader.drain(limit)
+            return _error(
+                InvalidInput(
+                    "Dit bestandstype is niet toegestaan (PDF, PNG, JPEG, TIFF of DOCX).",
+                    "invalid_content_type",
+                )
+            )
+        key = f"documents/{ticket.document_id}"
+        try:
+            self.storage.put(key, reader)
+        except OverdrachtError as exc:
+            reader.drain(limit)
+            return _error(exc)
+        if reader.size == 0:
+            self.storage.remove(key)
+            return _error(InvalidInput("Het bestand is leeg.", "empty_file"))
+        details = ticket.details
+        document = Document(
+            id=ticket.document_id,
+            client_id=ticket.client_id,
+            document_type=details["document_type"],
+            filename=details["filename"],
+            content_type=kind,
+            size=reader.size,
+            sha256=reader.sha256.hexdigest(),
+            removal_date=date.fromisoformat(details["removal_date"]),
+            uploaded_at=datetime.now(UTC),
+            uploaded_by=uuid.UUID(details["actor"]["id"]),
+            uploaded_by_name=details["uploaded_by_name"],
+            object_key=key,
+        )
+        try:
+            with self.db.transaction() as tx:
+                tx.session.add(document)
+                tx.emit(
+                    make_event(
+                        DOCUMENT_UPLOADED,
+                        actor=details["actor"],
+                        access_point=details["access_point"],
+                        subject=str(document.client_id),
+                        object=_document_object(document),
+                        detail={
+                            "size": document.size,
+                            "sha256": document.sha256,
+                            "content_type": kind,
+                            "removal_date": details["removal_date"],
+                        },
+                    )
+                )
+        except Exception:
+            self.storage.remove(key)  # no object without its row
+            raise
+        return _json(201, document.as_dict())
+
+    @http("GET", "/internal/downloads")
+    def send_download(self, request: Request) -> Response:
+        """Stream a document's bytes from the object store."""
+        ticket = self._claim(DOWNLOAD, request.headers.get(TICKET_HEADER, ""))
+        if ticket is None:
+            return _json(
+                404, {"error": {"code": "not_found", "message": "Ongeldig of verlopen ticket."}}
+            )
+        with self.db.read() as session:
+            document = session.get(Document, ticket.document_id)
+        if document is None:
+            return _json(
+                404, {"error": {"code": "not_found", "message": "Document niet gevonden."}}
+            )
+        return Response(
+            self.storage.get(document.object_key),
+            status=200,
+            headers={"Content-Length": str(document.size)},
+            mimetype=document.content_type,
+            direct_passthrough=True,
+        )
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _current(self, document_id: str) -> Document:
+        with self.db.read() as session:
+            document = session.get(Document, _document_id(document_id))
+        if document is None or document.removal_date <= today():
+            raise NotFound("Document niet gevonden.")
+        return document
+
+    def _remove(self, document: Document, event: dict) -> None:
+        """Delete row and object; the row goes first so nobody is handed a missing object."""
+        with self.db.transaction() as tx:
+            gone = tx.session.execute(
+                sa.delete(Document).where(Document.id == document.id)
+            ).rowcount
+            if gone:
+                tx.emit(event)
+        self.storage.remove(document.object_key)
+
+    def _issue(self, kind: str, document_id: uuid.UUID, client_id: uuid.UUID, details: dict) -> str:
+        token = secrets.token_urlsafe(32)
+        ttl = timedelta(seconds=config.get_int("OVERDRACHT_TICKET_TTL_SECONDS"))
+        with self.db.transaction() as tx:
+            tx.session.add(
+                Ticket(
+                    token_hash=_digest(token),
+                    kind=kind,
+                    document_id=document_id,
+                    client_id=client_id,
+                    details=details,
+                    expires_at=datetime.now(UTC) + ttl,
+                )
+            )
+        return token
+
+    def _claim(self, kind: str, token: str) -> Ticket | None:
+        """Use a ticket once: the first claim wins, later and late ones get nothing."""
+        now = datetime.now(UTC)
+        with self.db.transaction() as tx:
+            return tx.session.scalar(
+                sa.update(Ticket)
+                .where(
+                    Ticket.token_hash == _digest(token),
+                    Ticket.kind == kind,
+                    Ticket.used_at.is_(None),
+                    Ticket.expires_at > now,
+                )
+                .values(used_at=now)
+                .returning(Ticket)
+            )
+
+    def _deny(self, who: Principal, access_point: dict, document: Document, reason: str) -> None:
+        self.db.record(
+            make_event(
+                ACCESS_DENIED,
+                actor=who.actor(),
+                access_point=access_point,
+                subject=str(document.client_id),
+                object=_document_object(document),
+                outcome="denied",
+                detail={"action": DOCUMENT_DELETED, "reason": reason},
+            )
+        )

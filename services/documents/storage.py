@@ -1,0 +1,76 @@
+"""The object store behind one small interface: put a stream, get a stream, remove."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from minio import Minio
+from minio.error import S3Error
+from nameko.extensions import DependencyProvider
+
+from overdracht import config
+
+PART_SIZE = 8 * 1024 * 1024
+
+
+def make_client() -> Minio:
+    return Minio(
+        config.get("OVERDRACHT_S3_ENDPOINT"),
+        access_key=config.get("OVERDRACHT_S3_ACCESS_KEY"),
+        secret_key=config.get("OVERDRACHT_S3_SECRET_KEY"),
+        secure=config.get_bool("OVERDRACHT_S3_SECURE"),
+        region=config.get("OVERDRACHT_S3_REGION"),
+    )
+
+
+class BlobStore:
+    def __init__(self, client: Minio, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def ensure_bucket(self) -> None:
+        if not self.client.bucket_exists(self.bucket):
+            self.client.make_bucket(self.bucket)
+
+    def put(self, key: str, stream: BinaryIO) -> None:
+        """Store a stream of unknown length; a failed read aborts the multipart upload."""
+        self.client.put_object(
+            self.bucket, key, stream, length=-1, part_size=PART_SIZE, num_parallel_uploads=1
+        )
+
+    def get(self, key: str, chunk_size: int = 256 * 1024) -> Iterator[bytes]:
+        """Stream an object's bytes; the connection is released when the iterator ends."""
+        response = self.client.get_object(self.bucket, key)
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from response.stream(chunk_size)
+            finally:
+                response.close()
+                response.release_conn()
+
+        return chunks()
+
+    def remove(self, key: str) -> None:
+        """Remove an object; removing one that is already gone is not an error."""
+        self.client.remove_object(self.bucket, key)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.stat_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchObject"}:
+                return False
+            raise
+        return True
+
+
+class Storage(DependencyProvider):
+    """Injects the BlobStore on the configured bucket."""
+
+    def setup(self) -> None:
+        self.store = BlobStore(make_client(), config.get("OVERDRACHT_S3_BUCKET"))
+
+    def get_dependency(self, worker_ctx: Any) -> BlobStore:
+        return self.store

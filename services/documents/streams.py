@@ -1,0 +1,62 @@
+"""File bodies on their way to the object store: counted, hashed, capped, never on disk."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import BinaryIO
+
+import filetype
+
+from overdracht.contracts import TooLarge
+
+#: filetype looks at most this far into a file
+SNIFF_BYTES = 8192
+
+
+class CappedReader:
+    """Read a stream through SHA-256 and a byte cap; raise TooLarge past the cap."""
+
+    def __init__(self, source: BinaryIO, limit: int) -> None:
+        self._source = source
+        self._limit = limit
+        self._head = b""
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+
+    def sniff(self) -> bytes:
+        """Read ahead far enough to recognise the file type; later reads return it first."""
+        while len(self._head) < SNIFF_BYTES:
+            chunk = self._source.read(SNIFF_BYTES - len(self._head))
+            if not chunk:
+                break
+            self._head += chunk
+        return self._head
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            data, self._head = self._head, b""
+            if 0 <= size < len(data):
+                data, self._head = data[:size], data[size:]
+        else:
+            data = self._source.read(size if size >= 0 else 1024 * 1024)
+        self.size += len(data)
+        if self.size > self._limit:
+            raise TooLarge(
+                f"Het bestand is groter dan {self._limit // (1024 * 1024)} MiB.", "file_too_large"
+            )
+        self.sha256.update(data)
+        return data
+
+    def drain(self, budget: int) -> None:
+        """Read and discard what the sender still sends, so it hears our answer."""
+        while budget > 0:
+            chunk = self._source.read(min(budget, 1024 * 1024))
+            if not chunk:
+                return
+            budget -= len(chunk)
+
+
+def content_type(head: bytes) -> str | None:
+    """The content type the magic bytes show, or None when they show nothing known."""
+    kind = filetype.guess(head)
+    return kind.mime if kind else None

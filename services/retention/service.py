@@ -1,0 +1,63 @@
+"""Retention: on a timer, expire documents on their removal date and remove empty clients."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, time, timedelta
+
+from nameko.rpc import RpcProxy
+from nameko.timer import timer
+
+from overdracht import config
+from overdracht.contracts import InvalidInput
+from overdracht.entrypoints import rpc
+from overdracht.timezone import AMSTERDAM, today
+
+log = logging.getLogger(__name__)
+
+PAGE = 500
+
+
+class RetentionService:
+    name = "retention"
+
+    documents = RpcProxy("documents")
+    clients = RpcProxy("clients")
+
+    @timer(interval=config.get_int("OVERDRACHT_RETENTION_INTERVAL_SECONDS"))
+    def sweep_on_timer(self) -> None:
+        try:
+            result = self.sweep()
+        except Exception as exc:  # noqa: BLE001 - the next tick tries again
+            log.warning("retention sweep failed, retrying next interval: %s", type(exc).__name__)
+            return
+        log.info("retention sweep removed %(documents)s documents, %(clients)s clients", result)
+
+    @rpc
+    def sweep(self, as_of: str | None = None) -> dict:
+        """Remove documents due on or before as_of (default today), then clients left empty."""
+        day = date.fromisoformat(as_of) if as_of else today()
+        if day > today() and config.is_production():
+            raise InvalidInput("--as-of in de toekomst is in productie niet toegestaan.")
+        documents = self.documents.expire_due(day.isoformat())
+        return {
+            "as_of": day.isoformat(),
+            "documents": documents,
+            "clients": self._empty_clients(day),
+        }
+
+    def _empty_clients(self, day: date) -> int:
+        """Clients without documents, past a grace period so a new client can get her first."""
+        grace = timedelta(days=config.get_int("OVERDRACHT_CLIENT_GRACE_DAYS"))
+        start_of_day = datetime.combine(day, time(0), tzinfo=AMSTERDAM).astimezone(UTC)
+        created_before = (start_of_day - grace).isoformat()
+        removed, after = 0, None
+        while True:
+            page = self.clients.deletion_candidates(created_before, after, PAGE)
+            if not page:
+                return removed
+            held = set(self.documents.clients_with_documents(page))
+            empty = [c for c in page if c not in held]
+            if empty:
+                removed += self.clients.delete_clients(empty, "no_documents")
+            after = page[-1]
