@@ -75,7 +75,10 @@ def ensure_demo_accounts() -> str:
     return DEMO_FILE.read_text()
 
 
-def _stop_on_term(signum, frame):
+def _interrupt(signum, frame):
+    """The first Ctrl-C (or SIGTERM) stops the platform; repeats must not cut that short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -83,7 +86,8 @@ def main() -> int:
     ensure_env_file()
     os.environ.update(child_environment())
     platform = Platform(env=dict(os.environ), var=VAR)
-    signal.signal(signal.SIGTERM, _stop_on_term)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     try:
         with running(platform):

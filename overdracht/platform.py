@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -91,6 +90,8 @@ class Platform:
     ports: Ports = field(default_factory=Ports)
     processes: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     log_dir: Path | None = None
+    #: False when the S3 endpoint is someone else's (MinIO in a container, production)
+    embedded_object_store: bool = True
 
     def check_ports_free(self) -> None:
         """Fail fast, and say why, when another platform still holds our ports."""
@@ -150,6 +151,10 @@ class Platform:
                 f"-s3.port={p.s3}",
                 f"-s3.config={s3_config}",
                 "-master.volumeSizeLimitMB=128",
+                # no Iceberg or Lance endpoints (they take fixed ports), no telemetry
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                "-master.telemetry=false",
                 "-volume.max=0",
             ],
         )
@@ -158,6 +163,8 @@ class Platform:
             "SeaweedFS S3",
             60,
         )
+
+    def ensure_bucket(self) -> None:
         from services.documents.storage import BlobStore, make_client
 
         store = BlobStore(make_client(), self.env["OVERDRACHT_S3_BUCKET"])
@@ -246,15 +253,19 @@ class Platform:
         out = None
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
-            out = open(log, "ab")  # noqa: SIM115 - lives as long as the process
-        process = subprocess.Popen(  # noqa: S603 - argv built here, no shell
-            argv,
-            cwd=ROOT,
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT if out else None,
-            start_new_session=True,
-        )
+            out = open(log, "ab")  # noqa: SIM115 - closed below, the child keeps its copy
+        try:
+            process = subprocess.Popen(  # noqa: S603 - argv built here, no shell
+                argv,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
+                start_new_session=True,
+            )
+        finally:
+            if out is not None:
+                out.close()
         self.processes.append((name, process))
         return process
 
@@ -265,13 +276,11 @@ class Platform:
 
     def stop(self, name: str | None = None, timeout: float = 15) -> None:
         """SIGTERM, then SIGKILL what is still there; in reverse order of starting."""
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-        try:
-            self._stop(name, timeout)
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+        while True:
+            try:
+                return self._stop(name, timeout)
+            except KeyboardInterrupt:
+                continue  # a second Ctrl-C must not leave processes behind
 
     def _stop(self, name: str | None, timeout: float) -> None:
         chosen = [(n, p) for n, p in reversed(self.processes) if name in (None, n)]
@@ -331,7 +340,9 @@ def running(platform: Platform) -> Iterator[Platform]:
     """Start everything; stop everything on the way out, whatever happened."""
     try:
         platform.check_ports_free()
-        platform.start_object_store()
+        if platform.embedded_object_store:
+            platform.start_object_store()
+        platform.ensure_bucket()
         platform.prepare()
         platform.start_services()
         yield platform

@@ -1,0 +1,233 @@
+"""What tests do over and over: make accounts, log in with the SMS code, read the audit log."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from overdracht import config
+from overdracht.platform import Platform
+
+PASSWORD = "een lang genoeg wachtwoord"
+
+
+def valid_bsn() -> str:
+    """A random nine-digit number that passes the elfproef."""
+    while True:
+        digits = [random.randrange(10) for _ in range(8)]
+        total = sum(d * w for d, w in zip(digits, range(9, 1, -1), strict=True))
+        last = total % 11
+        if last < 10 and (digits[0] or digits[1]):
+            return "".join(map(str, digits)) + str(last)
+
+
+def mobile() -> str:
+    return f"06{random.randrange(10**8):08d}"
+
+
+def pdf(size: int = 2048) -> bytes:
+    """A body the magic-byte check reads as PDF."""
+    head = b"%PDF-1.7\n"
+    tail = b"\n%%EOF\n"
+    return head + random.randbytes(max(size - len(head) - len(tail), 0)) + tail
+
+
+def in_weeks(weeks: int) -> str:
+    return (date.today() + timedelta(weeks=weeks)).isoformat()
+
+
+@dataclass
+class Account:
+    username: str
+    password: str
+    phone: str
+    role: str
+    region: str
+    full_name: str
+    email: str
+
+
+class Api(requests.Session):
+    """A session against /api/v1 of the test platform."""
+
+    def __init__(self, base: str, account: Account | None = None) -> None:
+        super().__init__()
+        self.base = base
+        self.account = account
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 60)
+        return super().request(method, self.base + url, *args, **kwargs)
+
+
+class Harness:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.url = f"http://127.0.0.1:{platform.ports.gateway}"
+        self.api_url = self.url + "/api/v1"
+        self._auditor: Api | None = None
+
+    # --- accounts -------------------------------------------------------------------------
+
+    def account(
+        self,
+        role: str = "zorgverlener",
+        region: str = "Regio Noord",
+        profession: str | None = "verloskundige",
+    ) -> Account:
+        """Register a fresh account the way an operator does (the CLI's code path)."""
+        from overdracht.cli import add_provider
+
+        username = f"{role[:4]}-{uuid.uuid4().hex[:10]}"
+        account = Account(
+            username=username,
+            password=PASSWORD,
+            phone=mobile(),
+            role=role,
+            region=region,
+            full_name=f"Test {role.capitalize()} {username[-4:]}",
+            email=f"{username}@example.nl",
+        )
+        add_provider(
+            {
+                "username": username,
+                "full_name": account.full_name,
+                "email": account.email,
+                "phone": account.phone,
+                "region": region,
+                "role": role,
+                "profession": profession if role == "zorgverlener" else None,
+                "password": PASSWORD,
+            },
+            {"type": "operator", "via": "tests"},
+        )
+        return account
+
+    def anonymous(self) -> Api:
+        return Api(self.api_url)
+
+    def sms_code(self, phone: str, after: int = 0) -> str:
+        """The newest code sent to this phone (waits briefly for it)."""
+        outbox = Path(config.get("OVERDRACHT_SMS_OUTBOX"))
+        for _ in range(50):
+            if outbox.exists():
+                lines = [json.loads(line) for line in outbox.read_text().splitlines()[after:]]
+                mine = [m for m in lines if m["to"] == phone]
+                if mine:
+                    return re.search(r"\b(\d{6})\b", mine[-1]["body"]).group(1)
+            time.sleep(0.1)
+        raise AssertionError(f"no SMS sent to {phone}")
+
+    def login(self, account: Account) -> Api:
+        """Password, then the SMS code from the outbox; returns a session with the bearer token."""
+        api = Api(self.api_url, account)
+        response = api.post(
+            "/login", json={"username": account.username, "password": account.password}
+        )
+        assert response.status_code == 200, response.text
+        code = self.sms_code(account.phone)
+        response = api.post(
+            "/login/verify", json={"challenge": response.json()["challenge"], "code": code}
+        )
+        assert response.status_code == 200, response.text
+        api.headers["Authorization"] = f"Bearer {response.json()['token']}"
+        api.cookies.clear()  # the bearer token alone identifies this session
+        return api
+
+    def provider(self, **kwargs: Any) -> Api:
+        return self.login(self.account(**kwargs))
+
+    # --- clients and documents ------------------------------------------------------------
+
+    def new_client(self, api: Api, **overrides: Any) -> dict[str, Any]:
+        data = {
+            "maiden_name": "Jansen",
+            "birth_date": "1992-03-14",
+            "bsn": valid_bsn(),
+            "phone": mobile(),
+            **overrides,
+        }
+        response = api.post("/clients", json=data)
+        assert response.status_code == 201, response.text
+        return {**data, **response.json()}
+
+    def upload(
+        self,
+        api: Api,
+        client_id: str,
+        body: bytes | None = None,
+        document_type: str = "zwangerschapskaart",
+        removal_date: str | None = None,
+        filename: str = "kaart.pdf",
+    ) -> requests.Response:
+        return api.post(
+            f"/clients/{client_id}/documents",
+            data={"document_type": document_type, "removal_date": removal_date or in_weeks(20)},
+            files={"file": (filename, pdf() if body is None else body, "application/octet-stream")},
+        )
+
+    # --- audit ----------------------------------------------------------------------------
+
+    @property
+    def auditor(self) -> Api:
+        if self._auditor is None:
+            self._auditor = self.provider(role="auditor", region="Landelijk")
+        return self._auditor
+
+    def audit(self, **filters: str) -> list[dict[str, Any]]:
+        """Every audit record matching the filters, following the cursor."""
+        events: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params = {**filters, **({"cursor": cursor} if cursor else {})}
+            response = self.auditor.get("/audit/events", params=params)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            events += page["events"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return events
+
+    def audit_until(
+        self,
+        check: Callable[[list[dict[str, Any]]], bool],
+        timeout: float = 15,
+        **filters: str,
+    ) -> list[dict[str, Any]]:
+        """The audit log is written asynchronously: poll until check holds, then settle."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.audit(**filters)
+            if check(events):
+                time.sleep(1.5)  # anything late (a duplicate, a stray event) shows up by now
+                return self.audit(**filters)
+            if time.monotonic() > deadline:
+                return events
+            time.sleep(0.3)
+
+    # --- processes ------------------------------------------------------------------------
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        """Run the installed `overdracht` command against this platform."""
+        command = Path(sys.executable).parent / "overdracht"
+        return subprocess.run(  # noqa: S603
+            [str(command), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.platform.env,
+            timeout=300,
+            check=False,
+        )
