@@ -174,5 +174,7 @@ def download(documents_url: str, ticket: str) -> requests.Response:
         raise Unavailable("De documentenopslag is niet bereikbaar.", "unavailable") from exc
     if response.status_code != 200:
         response.close()
-        raise NotFound("Document niet gevonden.")
+        if response.status_code == 404:
+            raise NotFound("Document niet gevonden.")
+        raise Unavailable("De documentenopslag is niet bereikbaar.", "unavailable")
     return response

@@ -139,6 +139,7 @@ class Platform:
             "seaweedfs",
             [
                 bin_path("weed"),
+                "-logtostderr",  # into our log file, not files of its own in TMPDIR
                 "server",
                 f"-dir={data}",
                 "-ip=127.0.0.1",

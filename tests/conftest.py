@@ -125,6 +125,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             "OVERDRACHT_SMS_OUTBOX": str(var / "outbox" / "sms.jsonl"),
             "OVERDRACHT_SEARCH_LIMIT_PER_HOUR": "1000",
             "OVERDRACHT_OUTBOX_RELAY_SECONDS": "1",
+            "OVERDRACHT_RETENTION_INTERVAL_SECONDS": "3",
             # file bodies must never reach local disk: give them a place to show up if they do
             "TMPDIR": str(var / "tmp"),
             "PATH": os.environ["PATH"],

@@ -49,11 +49,14 @@ class CappedReader:
 
     def drain(self, budget: int) -> None:
         """Read and discard what the sender still sends, so it hears our answer."""
-        while budget > 0:
-            chunk = self._source.read(min(budget, 1024 * 1024))
-            if not chunk:
-                return
-            budget -= len(chunk)
+        try:
+            while budget > 0:
+                chunk = self._source.read(min(budget, 1024 * 1024))
+                if not chunk:
+                    return
+                budget -= len(chunk)
+        except (OSError, ValueError):
+            return  # the sender gave up first: there is nobody left to answer
 
 
 def content_type(head: bytes) -> str | None:
