@@ -35,7 +35,13 @@ MAX_FIELD_BYTES = 4096
 #: multipart framing and the small fields around the file
 FORM_OVERHEAD = 1024 * 1024
 
-_ERRORS: dict[str, type[OverdrachtError]] = {"too_large": TooLarge, "not_found": NotFound}
+#: documents answers with the API's error shape; its status says which error it is
+_ERRORS: dict[int, type[OverdrachtError]] = {
+    404: NotFound,
+    413: TooLarge,
+    422: InvalidInput,
+    503: Unavailable,
+}
 
 
 class TruncatedUpload(OSError):
@@ -158,7 +164,7 @@ def _answer(response: requests.Response) -> dict[str, Any]:
         code, message = error["code"], error["message"]
     except (ValueError, KeyError, TypeError):
         raise Unavailable("De documentenopslag gaf een fout.", "unavailable") from None
-    raise _ERRORS.get(code, InvalidInput)(message, code)
+    raise _ERRORS.get(response.status_code, Unavailable)(message, code)
 
 
 def download(documents_url: str, ticket: str) -> requests.Response:

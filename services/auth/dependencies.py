@@ -36,6 +36,9 @@ class SmsSender(DependencyProvider):
     """Injects an object with `send(to, body)`."""
 
     def setup(self) -> None:
+        if config.is_production():
+            # codes in a file are for development and tests; production needs a real gateway
+            raise RuntimeError("no SMS provider is configured for production")
         self.backend = OutboxSms(Path(config.get("OVERDRACHT_SMS_OUTBOX")))
 
     def get_dependency(self, worker_ctx: Any) -> OutboxSms:

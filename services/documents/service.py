@@ -30,6 +30,7 @@ from overdracht.contracts import (
     NotFound,
     OverdrachtError,
     Principal,
+    Unavailable,
     make_event,
 )
 from overdracht.db import Database
@@ -241,6 +242,10 @@ class DocumentsService:
         except OverdrachtError as exc:
             reader.drain(limit)
             return _error(exc)
+        except Exception as exc:  # noqa: BLE001 - any storage fault: refuse, keep nothing
+            log.error("object store refused an upload: %s", type(exc).__name__)
+            reader.drain(limit)
+            return _error(Unavailable("De documentenopslag is niet bereikbaar.", "unavailable"))
         if reader.size == 0:
             self.storage.remove(key)
             return _error(InvalidInput("Het bestand is leeg.", "empty_file"))
@@ -296,8 +301,13 @@ class DocumentsService:
             return _json(
                 404, {"error": {"code": "not_found", "message": "Document niet gevonden."}}
             )
+        try:
+            body = self.storage.get(document.object_key)
+        except Exception as exc:  # noqa: BLE001 - any storage fault is the same to the reader
+            log.error("object store refused a download: %s", type(exc).__name__)
+            return _error(Unavailable("De documentenopslag is niet bereikbaar.", "unavailable"))
         return Response(
-            self.storage.get(document.object_key),
+            body,
             status=200,
             headers={"Content-Length": str(document.size)},
             mimetype=document.content_type,

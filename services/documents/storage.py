@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+import urllib3
 from minio import Minio
 from minio.error import S3Error
 from nameko.extensions import DependencyProvider
@@ -15,8 +16,14 @@ PART_SIZE = 8 * 1024 * 1024
 
 
 def make_client() -> Minio:
+    # fail within seconds when the store is away, instead of minio's long default retrying
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=5, read=120),
+        retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
+    )
     return Minio(
         config.get("OVERDRACHT_S3_ENDPOINT"),
+        http_client=http,
         access_key=config.get("OVERDRACHT_S3_ACCESS_KEY"),
         secret_key=config.get("OVERDRACHT_S3_SECRET_KEY"),
         secure=config.get_bool("OVERDRACHT_S3_SECURE"),
