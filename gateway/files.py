@@ -31,6 +31,7 @@ from overdracht.contracts import (
 )
 
 CHUNK = 256 * 1024
+TRUNCATED = "Het verzenden is afgebroken; probeer het opnieuw."
 MAX_FIELD_BYTES = 4096
 #: multipart framing and the small fields around the file
 FORM_OVERHEAD = 1024 * 1024
@@ -44,8 +45,14 @@ _ERRORS: dict[int, type[OverdrachtError]] = {
 }
 
 
-class TruncatedUpload(OSError):
-    """The browser went away before the file part ended."""
+class TruncatedUpload(InvalidInput):
+    """The sender went away before the form ended.
+
+    Not an OSError on purpose: raised inside the body that requests streams to documents,
+    an OSError would be taken for documents failing.
+    """
+
+    code = "truncated_upload"
 
 
 def _too_large(limit: int) -> TooLarge:
@@ -67,10 +74,17 @@ class MultipartStream:
     def events(self) -> Iterator[Any]:
         ended = False
         while True:
-            event = self._decoder.next_event()
+            try:
+                event = self._decoder.next_event()
+            except ValueError as exc:  # werkzeug's word for a form it cannot read on
+                if ended:
+                    raise TruncatedUpload(TRUNCATED) from exc
+                raise InvalidInput(
+                    "Het formulier is niet goed opgebouwd.", "bad_multipart"
+                ) from exc
             if event is NEED_DATA:
                 if ended:
-                    raise TruncatedUpload("request body ended inside the form")
+                    raise TruncatedUpload(TRUNCATED)
                 chunk = self._stream.read(CHUNK)
                 ended = not chunk
                 self._decoder.receive_data(chunk or None)
@@ -89,7 +103,7 @@ def _part_bytes(events: Iterator[Any]) -> Iterator[bytes]:
             yield event.data
         if not event.more_data:
             return
-    raise TruncatedUpload("form ended inside a part")
+    raise TruncatedUpload(TRUNCATED)
 
 
 def _field_value(events: Iterator[Any]) -> str:

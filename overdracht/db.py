@@ -124,6 +124,7 @@ class Database(DependencyProvider):
         self.service = service
         self.outbox = outbox
         self._running = False
+        self._relay: Any = None
 
     def setup(self) -> None:
         if eventlet.patcher.is_monkey_patched("socket"):
@@ -146,15 +147,25 @@ class Database(DependencyProvider):
 
     def start(self) -> None:
         self._running = True
+        self._relay = None
         if self.outbox is not None:
-            self.container.spawn_managed_thread(self._relay_forever, identifier="outbox-relay")
+            self._relay = self.container.spawn_managed_thread(
+                self._relay_forever, identifier="outbox-relay"
+            )
 
     def stop(self) -> None:
-        self._running = False
+        self._end_relay()
         self.engine.dispose()
 
     def kill(self) -> None:
+        self._end_relay()
+
+    def _end_relay(self) -> None:
+        # ending it ourselves, between two rounds, spares nameko killing it mid-sleep
         self._running = False
+        if self._relay is not None:
+            self._relay.kill()
+            self._relay = None
 
     def get_dependency(self, worker_ctx: Any) -> Unit:
         return Unit(self)

@@ -1,0 +1,248 @@
+"""The shapes every service agrees on: the signed principal and the event envelope."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from overdracht.contracts import (
+    CLIENT_SEARCHED,
+    DOCUMENT_UPLOADED,
+    ENVELOPE_FIELDS,
+    EVENT_NAMES,
+    Principal,
+    Unauthenticated,
+    check_envelope,
+    make_event,
+    sign_principal,
+    verify_principal,
+)
+
+PRINCIPAL = Principal(
+    provider_id=str(uuid.uuid4()),
+    username="verlos-anna",
+    full_name="Anna de Vries",
+    role="zorgverlener",
+    region="Regio Noord",
+    session_id=str(uuid.uuid4()),
+)
+
+
+@pytest.fixture
+def key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def _b64decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+# --- principal -------------------------------------------------------------------------
+
+
+def test_a_signed_principal_verifies_with_the_matching_public_key(key):
+    token = sign_principal(PRINCIPAL, key)
+
+    assert isinstance(token, str)
+    assert verify_principal(token, key.public_key()) == PRINCIPAL
+
+
+def test_a_principal_keeps_every_field_through_signing(key):
+    other = replace(PRINCIPAL, role="auditor", region="Regio Zuid", username="audit-bram")
+
+    verified = verify_principal(sign_principal(other, key), key.public_key())
+
+    assert verified == other
+    assert verified != PRINCIPAL
+
+
+def test_an_expired_principal_is_refused(key):
+    token = sign_principal(PRINCIPAL, key, ttl=timedelta(seconds=-30))
+
+    with pytest.raises(Unauthenticated) as caught:
+        verify_principal(token, key.public_key())
+    assert caught.value.code == "unauthenticated"
+
+
+def test_a_principal_with_a_changed_claim_is_refused(key):
+    token = sign_principal(PRINCIPAL, key)
+    header, payload, signature = token.split(".")
+    claims = json.loads(_b64decode(payload))
+    assert claims["role"] == "zorgverlener"
+    claims["role"] = "beheerder"
+    forged = ".".join([header, _b64encode(json.dumps(claims).encode()), signature])
+
+    with pytest.raises(Unauthenticated):
+        verify_principal(forged, key.public_key())
+
+
+def test_a_principal_with_a_changed_signature_is_refused(key):
+    token = sign_principal(PRINCIPAL, key)
+    header, payload, signature = token.split(".")
+    raw = bytearray(_b64decode(signature))
+    raw[0] ^= 0xFF
+    forged = ".".join([header, payload, _b64encode(bytes(raw))])
+
+    with pytest.raises(Unauthenticated):
+        verify_principal(forged, key.public_key())
+
+
+def test_a_principal_signed_by_another_key_is_refused(key):
+    token = sign_principal(PRINCIPAL, Ed25519PrivateKey.generate())
+
+    with pytest.raises(Unauthenticated):
+        verify_principal(token, key.public_key())
+
+
+@pytest.mark.parametrize("token", [None, 42, {"provider_id": "x"}, ["a.b.c"]])
+def test_a_principal_that_is_not_a_string_is_refused(key, token):
+    with pytest.raises(Unauthenticated):
+        verify_principal(token, key.public_key())
+
+
+def test_a_valid_token_as_bytes_is_still_refused(key):
+    token = sign_principal(PRINCIPAL, key).encode()
+
+    with pytest.raises(Unauthenticated):
+        verify_principal(token, key.public_key())
+
+
+@pytest.mark.parametrize("token", ["", "not-a-token", "a.b.c"])
+def test_garbage_is_refused(key, token):
+    with pytest.raises(Unauthenticated):
+        verify_principal(token, key.public_key())
+
+
+# --- events ----------------------------------------------------------------------------
+
+
+def test_make_event_refuses_an_unknown_name():
+    assert "document.shredded" not in EVENT_NAMES
+    with pytest.raises(ValueError, match="document.shredded"):
+        make_event("document.shredded", actor=PRINCIPAL.actor())
+
+
+def test_make_event_fills_every_envelope_field():
+    actor = PRINCIPAL.actor()
+    event = make_event(
+        DOCUMENT_UPLOADED,
+        actor=actor,
+        access_point={"ip": "192.0.2.7"},
+        subject="client-1",
+        object={"type": "document", "id": "doc-1"},
+        detail={"size": 12},
+    )
+
+    assert set(event) == set(ENVELOPE_FIELDS)
+    assert event["event"] == DOCUMENT_UPLOADED
+    assert uuid.UUID(event["event_id"]).version == 4
+    assert event["actor"] == actor
+    assert event["access_point"] == {"ip": "192.0.2.7"}
+    assert event["subject"] == "client-1"
+    assert event["object"] == {"type": "document", "id": "doc-1"}
+    assert event["outcome"] == "success"
+    assert event["detail"] == {"size": 12}
+
+
+def test_make_event_defaults_to_empty_objects_and_fresh_ids():
+    first = make_event(CLIENT_SEARCHED, actor={"type": "system"})
+    second = make_event(CLIENT_SEARCHED, actor={"type": "system"}, outcome="not_found")
+
+    assert set(first) == set(ENVELOPE_FIELDS)
+    assert first["access_point"] == {}
+    assert first["detail"] == {}
+    assert first["subject"] is None
+    assert first["object"] is None
+    assert second["outcome"] == "not_found"
+    assert first["event_id"] != second["event_id"]
+
+
+def test_make_event_stamps_the_time_in_utc():
+    before = datetime.now(UTC)
+    event = make_event(DOCUMENT_UPLOADED, actor={"type": "system"})
+    after = datetime.now(UTC)
+
+    occurred = datetime.fromisoformat(event["occurred_at"])
+    assert occurred.tzinfo is not None
+    assert occurred.utcoffset() == timedelta(0)
+    assert before <= occurred <= after
+
+
+# --- envelope check --------------------------------------------------------------------
+
+
+def test_check_envelope_accepts_what_make_event_builds():
+    event = make_event(DOCUMENT_UPLOADED, actor=PRINCIPAL.actor(), subject="client-1")
+
+    assert check_envelope(event) is event
+
+
+def test_check_envelope_accepts_an_envelope_after_a_json_round_trip():
+    event = make_event(DOCUMENT_UPLOADED, actor=PRINCIPAL.actor())
+
+    assert check_envelope(json.loads(json.dumps(event))) == event
+
+
+@pytest.mark.parametrize("field", ENVELOPE_FIELDS)
+def test_check_envelope_refuses_a_missing_field(field):
+    event = make_event(DOCUMENT_UPLOADED, actor=PRINCIPAL.actor())
+    del event[field]
+
+    with pytest.raises(ValueError, match=field):
+        check_envelope(event)
+
+
+def test_check_envelope_refuses_an_unknown_event():
+    event = make_event(DOCUMENT_UPLOADED, actor=PRINCIPAL.actor())
+    event["event"] = "document.shredded"
+
+    with pytest.raises(ValueError, match="unknown event"):
+        check_envelope(event)
+
+
+def test_check_envelope_refuses_a_naive_timestamp():
+    event = make_event(DOCUMENT_UPLOADED, actor=PRINCIPAL.actor())
+    event["occurred_at"] = datetime.now(UTC).replace(tzinfo=None).isoformat()
+
+    with pytest.raises(ValueError, match="UTC offset"):
+        check_envelope(event)
+
+
+def test_check_envelope_refuses_a_timestamp_that_is_no_date():
+    event = make_event(DOCUMENT_UPLOADED, actor=PRINCIPAL.actor())
+    event["occurred_at"] = "gisteren"
+
+    with pytest.raises(ValueError):
+        check_envelope(event)
+
+
+def test_check_envelope_refuses_an_event_id_that_is_no_uuid():
+    event = make_event(DOCUMENT_UPLOADED, actor=PRINCIPAL.actor())
+    event["event_id"] = "42"
+
+    with pytest.raises(ValueError):
+        check_envelope(event)
+
+
+def test_check_envelope_refuses_an_actor_that_is_no_object():
+    event = make_event(DOCUMENT_UPLOADED, actor=PRINCIPAL.actor())
+    event["actor"] = "verlos-anna"
+
+    with pytest.raises(ValueError, match="actor"):
+        check_envelope(event)
+
+
+@pytest.mark.parametrize("payload", [None, "document.uploaded", 7, [("event", "x")]])
+def test_check_envelope_refuses_what_is_not_an_object(payload):
+    with pytest.raises(ValueError, match="not an object"):
+        check_envelope(payload)

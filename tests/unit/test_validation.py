@@ -1,0 +1,383 @@
+"""What providers type, checked before anything is stored: client and document fields."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import pytest
+
+from overdracht import config
+from overdracht.contracts import InvalidInput
+from overdracht.timezone import today
+from services.clients import schemas as clients
+from services.documents import schemas as documents
+
+#: a fixed "today" for removal dates, so no result depends on when the tests run
+NOW = date(2026, 3, 10)
+
+
+@pytest.fixture(autouse=True)
+def default_settings(monkeypatch, tmp_path):
+    """Settings from the defaults only: no development env file, no inherited overrides."""
+    monkeypatch.setenv("OVERDRACHT_ENV_FILE", str(tmp_path / "no-env-file"))
+    for name in (
+        "OVERDRACHT_REMOVAL_HORIZON_WEEKS",
+        "OVERDRACHT_REMOVAL_AFTER_DUE_WEEKS",
+        "OVERDRACHT_DOCUMENT_TYPES",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    config._file_values.cache_clear()
+    yield
+    config._file_values.cache_clear()
+
+
+def _code(call, *args, **kwargs) -> str:
+    with pytest.raises(InvalidInput) as caught:
+        call(*args, **kwargs)
+    return caught.value.code
+
+
+# --- BSN -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("111222333", "111222333"),
+        ("111 222 333", "111222333"),
+        ("111.222.333", "111222333"),
+        (111222333, "111222333"),
+        ("012345672", "012345672"),
+    ],
+)
+def test_a_bsn_that_passes_the_elfproef_is_accepted(typed, stored):
+    assert clients.bsn(typed) == stored
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["123456789", "111222334", "000000000", "11122233", "1112223330", "abcdefghi", "", None],
+)
+def test_a_bsn_that_fails_the_elfproef_is_refused(typed):
+    assert _code(clients.bsn, typed) == "invalid_bsn"
+
+
+def test_random_elfproef_numbers_are_accepted_and_a_changed_digit_is_not():
+    from tests.support import valid_bsn
+
+    for _ in range(50):
+        number = valid_bsn()
+        assert clients.bsn(number) == number
+        # changing one digit by one changes the weighted sum by its weight (1..9): never 0 mod 11
+        last = str((int(number[-1]) + 1) % 10)
+        assert _code(clients.bsn, number[:-1] + last) == "invalid_bsn"
+
+
+# --- phone -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "0612345678",
+        "06-12345678",
+        "+31612345678",
+        "06 1234 5678",
+        "(06) 12345678",
+        "+31 6 1234 5678",
+    ],
+)
+def test_a_dutch_phone_number_is_normalised_to_ten_digits(typed):
+    assert clients.phone(typed) == "0612345678"
+
+
+def test_a_landline_number_is_kept():
+    assert clients.phone("020-1234567") == "0201234567"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "061234567",  # 9 digits
+        "06123456789",  # 11 digits
+        "+3161234567",  # 9 digits once +31 becomes 0
+        "+316123456789",  # 11 digits once +31 becomes 0
+        "6123456789",  # 10 digits, no leading 0
+        "+32612345678",  # not a Dutch number
+        "06-1234567a",
+        "",
+        None,
+    ],
+)
+def test_a_phone_number_without_ten_digits_is_refused(typed):
+    assert _code(clients.phone, typed) == "invalid_phone"
+
+
+# --- birth date ------------------------------------------------------------------------
+
+
+def test_a_birth_date_in_the_past_is_accepted():
+    assert clients.birth_date("1990-05-17") == date(1990, 5, 17)
+
+
+def test_a_birth_date_of_today_is_accepted():
+    assert clients.birth_date(today().isoformat()) == today()
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_a_missing_birth_date_is_refused(value):
+    assert _code(clients.birth_date, value) == "missing_birth_date"
+
+
+@pytest.mark.parametrize("value", ["17-05-1990", "1990-02-30", "gisteren", "1990/05/17"])
+def test_an_invalid_birth_date_is_refused(value):
+    assert _code(clients.birth_date, value) == "invalid_birth_date"
+
+
+def test_a_birth_date_in_the_future_is_refused():
+    tomorrow = today() + timedelta(days=1)
+
+    assert _code(clients.birth_date, tomorrow.isoformat()) == "invalid_birth_date"
+
+
+def test_a_birth_date_before_1900_is_refused():
+    assert _code(clients.birth_date, "1899-12-31") == "invalid_birth_date"
+
+
+# --- search criteria -------------------------------------------------------------------
+
+
+def test_search_criteria_need_a_bsn_or_a_phone_number():
+    assert _code(clients.search_criteria, {"birth_date": "1990-05-17"}) == "missing_bsn_or_phone"
+    assert (
+        _code(clients.search_criteria, {"birth_date": "1990-05-17", "bsn": "", "phone": ""})
+        == "missing_bsn_or_phone"
+    )
+
+
+def test_search_criteria_with_a_bsn_only():
+    found = clients.search_criteria({"birth_date": "1990-05-17", "bsn": "111 222 333"})
+
+    assert found == (date(1990, 5, 17), "111222333", None)
+
+
+def test_search_criteria_with_a_phone_number_only():
+    found = clients.search_criteria({"birth_date": "1990-05-17", "phone": "+31612345678"})
+
+    assert found == (date(1990, 5, 17), None, "0612345678")
+
+
+def test_search_criteria_with_both():
+    found = clients.search_criteria(
+        {"birth_date": "1990-05-17", "bsn": "111222333", "phone": "06-12345678"}
+    )
+
+    assert found == (date(1990, 5, 17), "111222333", "0612345678")
+
+
+def test_search_criteria_check_every_part():
+    assert _code(clients.search_criteria, {"bsn": "111222333"}) == "missing_birth_date"
+    assert (
+        _code(clients.search_criteria, {"birth_date": "1990-05-17", "bsn": "123456789"})
+        == "invalid_bsn"
+    )
+    assert (
+        _code(clients.search_criteria, {"birth_date": "1990-05-17", "phone": "061234567"})
+        == "invalid_phone"
+    )
+
+
+@pytest.mark.parametrize("data", [None, "1990-05-17", ["1990-05-17", "111222333"]])
+def test_search_criteria_that_are_no_object_are_refused(data):
+    assert _code(clients.search_criteria, data) == "invalid_input"
+
+
+# --- keyed hash ------------------------------------------------------------------------
+
+
+def test_keyed_hash_is_stable_for_the_same_pepper_kind_and_value():
+    pepper = bytes(range(32))
+    digest = clients.keyed_hash(pepper, "bsn", "111222333")
+
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert clients.keyed_hash(pepper, "bsn", "111222333") == digest
+    assert "111222333" not in digest
+
+
+def test_keyed_hash_differs_per_pepper():
+    one = clients.keyed_hash(b"\x01" * 32, "bsn", "111222333")
+    other = clients.keyed_hash(b"\x02" * 32, "bsn", "111222333")
+
+    assert one != other
+
+
+def test_keyed_hash_differs_per_kind_and_per_value():
+    pepper = b"\x07" * 32
+
+    by_bsn = clients.keyed_hash(pepper, "bsn", "0612345678")
+    by_phone = clients.keyed_hash(pepper, "phone", "0612345678")
+    other_value = clients.keyed_hash(pepper, "phone", "0612345679")
+
+    assert len({by_bsn, by_phone, other_value}) == 3
+
+
+# --- document type ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["baringsverslag", "lab_uitslag", "zwangerschapskaart"])
+def test_a_configured_document_type_is_accepted(value):
+    assert documents.document_type(value) == value
+
+
+@pytest.mark.parametrize("value", ["recept", "Baringsverslag", "Lab uitslag", "", None])
+def test_an_unknown_document_type_is_refused(value):
+    assert _code(documents.document_type, value) == "invalid_document_type"
+
+
+def test_document_types_come_from_the_settings(monkeypatch):
+    monkeypatch.setenv("OVERDRACHT_DOCUMENT_TYPES", "echo:Echo, brief:Verwijsbrief")
+
+    assert documents.document_type("echo") == "echo"
+    assert documents.document_type("brief") == "brief"
+    assert _code(documents.document_type, "baringsverslag") == "invalid_document_type"
+
+
+# --- removal date ----------------------------------------------------------------------
+
+
+def _removal(days: int = 0, weeks: int = 0, due: date | None = None) -> date:
+    value = (NOW + timedelta(days=days, weeks=weeks)).isoformat()
+    return documents.removal_date(value, due, now=NOW)
+
+
+def test_a_removal_date_tomorrow_is_accepted():
+    assert _removal(days=1) == NOW + timedelta(days=1)
+
+
+@pytest.mark.parametrize("days", [0, -1, -400])
+def test_a_removal_date_today_or_before_is_refused(days):
+    assert _code(_removal, days=days) == "removal_date_not_future"
+
+
+def test_a_removal_date_up_to_six_weeks_after_the_due_date_is_accepted():
+    due = NOW + timedelta(weeks=10)
+
+    assert _removal(weeks=16, due=due) == due + timedelta(weeks=6)
+
+
+def test_a_removal_date_more_than_six_weeks_after_the_due_date_is_refused():
+    due = NOW + timedelta(weeks=10)
+
+    assert _code(_removal, weeks=16, days=1, due=due) == "removal_date_too_late"
+
+
+def test_with_a_due_date_the_horizon_does_not_apply():
+    """A due date 44 weeks out allows removal at 50 weeks, past the 46-week horizon."""
+    due = NOW + timedelta(weeks=44)
+
+    assert _removal(weeks=50, due=due) == NOW + timedelta(weeks=50)
+    assert _code(_removal, weeks=50, days=1, due=due) == "removal_date_too_late"
+
+
+def test_a_due_date_long_past_leaves_no_valid_removal_date():
+    due = NOW - timedelta(weeks=8)
+
+    assert _code(_removal, days=1, due=due) == "removal_date_too_late"
+
+
+def test_without_a_due_date_removal_is_capped_at_46_weeks():
+    assert _removal(weeks=46) == NOW + timedelta(weeks=46)
+    assert _code(_removal, weeks=46, days=1) == "removal_date_too_late"
+
+
+def test_the_caps_come_from_the_settings(monkeypatch):
+    monkeypatch.setenv("OVERDRACHT_REMOVAL_HORIZON_WEEKS", "4")
+    monkeypatch.setenv("OVERDRACHT_REMOVAL_AFTER_DUE_WEEKS", "2")
+    due = NOW + timedelta(weeks=10)
+
+    assert _removal(weeks=4) == NOW + timedelta(weeks=4)
+    assert _code(_removal, weeks=4, days=1) == "removal_date_too_late"
+    assert _removal(weeks=12, due=due) == due + timedelta(weeks=2)
+    assert _code(_removal, weeks=12, days=1, due=due) == "removal_date_too_late"
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_a_missing_removal_date_is_refused(value):
+    assert _code(documents.removal_date, value, None, now=NOW) == "missing_removal_date"
+
+
+@pytest.mark.parametrize("value", ["10-04-2026", "2026-02-30", "volgende week"])
+def test_an_invalid_removal_date_is_refused(value):
+    assert _code(documents.removal_date, value, None, now=NOW) == "invalid_removal_date"
+
+
+def test_removal_date_defaults_to_today_in_amsterdam():
+    tomorrow = (today() + timedelta(days=1)).isoformat()
+
+    assert documents.removal_date(tomorrow, None) == today() + timedelta(days=1)
+    assert _code(documents.removal_date, today().isoformat(), None) == "removal_date_not_future"
+
+
+# --- filename --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("verslag.pdf", "verslag.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("/var/lib/data/verslag.pdf", "verslag.pdf"),
+        ("C:\\Users\\anna\\Documenten\\verslag.pdf", "verslag.pdf"),
+        ("map/sub\\verslag.pdf", "verslag.pdf"),
+    ],
+)
+def test_filename_drops_path_parts(given, kept):
+    assert documents.filename(given) == kept
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("ver\x00slag.pdf", "verslag.pdf"),
+        ("ver\nslag\r\t.pdf", "verslag.pdf"),
+        ("ver\x1b[31mslag.pdf", "ver_31mslag.pdf"),
+        ("rapport\u202efdp.exe", "rapportfdp.exe"),  # right-to-left override
+        ("ver\x7fslag.pdf", "verslag.pdf"),
+    ],
+)
+def test_filename_drops_control_characters(given, kept):
+    assert documents.filename(given) == kept
+
+
+def test_filename_keeps_readable_names_and_replaces_odd_characters():
+    assert documents.filename("Echo 20 weken (Jansen) - kopie.pdf") == (
+        "Echo 20 weken (Jansen) - kopie.pdf"
+    )
+    assert documents.filename("café résumé.pdf") == "café résumé.pdf"
+    assert documents.filename('<script>"x".pdf') == "_script__x_.pdf"
+
+
+@pytest.mark.parametrize("given", ["", None, "...", "   ", "/", "map/", "\x00\x01"])
+def test_an_empty_filename_becomes_document(given):
+    assert documents.filename(given) == "document"
+
+
+def test_a_very_long_filename_is_shortened_keeping_its_extension():
+    name = documents.filename("a" * 300 + ".pdf")
+
+    assert len(name) <= 200
+    assert name.endswith(".pdf")
+    assert name == "a" * 190 + ".pdf"
+
+
+def test_a_very_long_filename_without_extension_is_cut():
+    name = documents.filename("b" * 300)
+
+    assert name == "b" * 200
+
+
+def test_a_long_filename_at_the_limit_is_kept_whole():
+    given = "c" * 196 + ".pdf"
+
+    assert documents.filename(given) == given
