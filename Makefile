@@ -16,6 +16,9 @@ lint: $(STAMP)                ## ruff, as CI runs it
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+bench: $(STAMP)               ## throughput through the platform vs direct S3, same run
+	$(PY) -m bench.transfer
+
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .

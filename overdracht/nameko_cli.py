@@ -1,15 +1,12 @@
-"""nameko's own command line, with eventlet's one deprecation notice filtered by name.
+"""nameko's own command line, started from this package so its warning filter is in place.
 
 `python -m overdracht.nameko_cli run --config deploy/nameko.yaml services.auth.service`
-is `nameko run ...`; the filter must be in place before anything imports eventlet.
+is `nameko run ...` without eventlet's deprecation notice in every service's output.
 """
 
 import sys
-import warnings
 
-warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-
-from nameko.cli.main import main  # noqa: E402 - after the filter, on purpose
+from nameko.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())
