@@ -24,6 +24,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         DOCUMENT_TYPES=config.document_types(),
         SECURE_COOKIES=config.is_production(),
         TRUSTED_PROXIES=config.get_int("OVERDRACHT_TRUSTED_PROXIES"),
+        # Flask's own cookie (login challenge, messages, the visitor's CSRF value)
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=config.is_production(),
         # JSON bodies are small; file bodies never pass through Flask's form parser
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )

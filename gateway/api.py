@@ -19,6 +19,7 @@ from gateway.session import (
     session_token,
     set_session_cookie,
 )
+from overdracht.contracts import OverdrachtError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -105,20 +106,20 @@ def upload_document(client_id: str):
 
 def upload(client_id: str, check: Callable[[dict[str, str]], None] | None = None) -> dict[str, Any]:
     """Stream a multipart upload to documents; shared with the web pages (which check CSRF)."""
-    who, point = principal(), access_point()
+    max_bytes = current_app.config["MAX_DOCUMENT_BYTES"]
+    try:
+        who, point = principal(), access_point()
 
-    def begin(fields: dict[str, str]) -> dict[str, Any]:
-        if check is not None:
-            check(fields)
-        with services() as rpc:
-            return rpc.documents.begin_upload(who, client_id, fields, point)
+        def begin(fields: dict[str, str]) -> dict[str, Any]:
+            if check is not None:
+                check(fields)
+            with services() as rpc:
+                return rpc.documents.begin_upload(who, client_id, fields, point)
 
-    return files.upload(
-        request,
-        begin,
-        current_app.config["DOCUMENTS_URL"],
-        current_app.config["MAX_DOCUMENT_BYTES"],
-    )
+        return files.upload(request, begin, current_app.config["DOCUMENTS_URL"], max_bytes)
+    except OverdrachtError:
+        files.discard_rest(request, max_bytes)
+        raise
 
 
 @bp.get("/documents/<document_id>/content")

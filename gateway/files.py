@@ -157,6 +157,27 @@ def upload(
     raise InvalidInput("Het formulier bevat geen bestand (veld 'file').", "missing_file")
 
 
+def discard_rest(request: Request, max_bytes: int) -> None:
+    """Read and drop what a refused upload still has on its way, so the sender hears why.
+
+    Answering while a browser is still sending, and closing the connection, shows it
+    "connection reset" instead of the message. Nothing read here is kept; a body whose
+    declared length is over the limit was refused without reading and is left alone.
+    """
+    limit = max_bytes + FORM_OVERHEAD
+    if request.content_length is not None and request.content_length > limit:
+        return
+    read = 0
+    try:
+        while read <= limit:
+            chunk = request.stream.read(CHUNK)
+            if not chunk:
+                return
+            read += len(chunk)
+    except OSError:
+        return  # the sender went away: nobody is waiting for the answer
+
+
 def _send(documents_url: str, grant: dict[str, Any], body: Iterator[bytes]) -> dict[str, Any]:
     try:
         response = requests.put(

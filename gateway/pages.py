@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from flask import (
@@ -39,6 +40,7 @@ from overdracht.contracts import (
     TooLarge,
     Unauthenticated,
 )
+from overdracht.timezone import today
 
 bp = Blueprint("pages", __name__)
 
@@ -58,7 +60,29 @@ def template_helpers() -> dict[str, Any]:
         "csrf_token": csrf_token,
         "role_labels": ROLE_LABELS,
         "document_types": current_app.config["DOCUMENT_TYPES"],
+        "today": today().isoformat(),
     }
+
+
+@bp.app_template_filter("datum")
+def dutch_date(value: Any) -> str:
+    """An ISO date the way the Netherlands writes it: 17-03-2027."""
+    if not value:
+        return ""
+    try:
+        return date.fromisoformat(str(value)[:10]).strftime("%d-%m-%Y")
+    except ValueError:
+        return str(value)
+
+
+@bp.app_template_filter("grootte")
+def dutch_size(size: Any) -> str:
+    """A byte count for people: 40,0 KiB (decimal comma)."""
+    size = int(size or 0)
+    for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if size >= factor:
+            return f"{size / factor:.1f}".replace(".", ",") + f"\N{NO-BREAK SPACE}{unit}"
+    return f"{size}\N{NO-BREAK SPACE}bytes"
 
 
 @bp.before_request
@@ -195,18 +219,19 @@ def client(client_id: str):
     except Forbidden as exc:
         return render_template("error.html", me=me, status=403, message=exc.message), 403
     return render_template(
-        "client.html", me=me, client=result["client"], documents=result["documents"]
+        "client.html",
+        me=me,
+        client=result["client"],
+        documents=result["documents"],
+        removal=result["removal_bounds"],
     )
 
 
 @bp.post("/clienten/<client_id>/documenten")
 def upload(client_id: str):
-    _zorgverlener()
     try:
         document = api.upload(client_id, check=_upload_csrf)
-    except FORM_ERRORS as exc:
-        flash(exc.message, "error")
-    except NotFound as exc:
+    except (*FORM_ERRORS, NotFound, Forbidden) as exc:
         flash(exc.message, "error")
     else:
         flash(f"Document {document['filename']} is geplaatst.", "info")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app, g, request, session
 
 from overdracht.contracts import Unauthenticated
 
@@ -53,8 +54,10 @@ def principal() -> str:
 
 
 def csrf_token() -> str:
-    """Bound to the session token, so a form from another session does not verify."""
-    token = session_token() or ""
+    """Bound to the session token; before login, to a random value in the signed cookie."""
+    token = session_token()
+    if token is None:
+        token = session.setdefault("visitor", secrets.token_urlsafe(32))
     key = current_app.config["SECRET_KEY"].encode()
     return hmac.new(key, f"csrf:{token}".encode(), hashlib.sha256).hexdigest()
 

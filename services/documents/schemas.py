@@ -23,9 +23,26 @@ def document_type(value: Any) -> str:
     return value
 
 
-def removal_date(value: Any, due_date: date | None, now: date | None = None) -> date:
-    """After today; at most due date + 6 weeks, or within the horizon when she has no due date."""
+def removal_bounds(due_date: date | None, now: date | None = None) -> dict[str, str]:
+    """The removal dates allowed: after today; at most due date + 6 weeks, or the horizon."""
     now = now or today()
+    if due_date is not None:
+        weeks = config.get_int("OVERDRACHT_REMOVAL_AFTER_DUE_WEEKS")
+        latest = due_date + timedelta(weeks=weeks)
+        reason = f"{weeks} weken na de uitgerekende datum"
+    else:
+        weeks = config.get_int("OVERDRACHT_REMOVAL_HORIZON_WEEKS")
+        latest = now + timedelta(weeks=weeks)
+        reason = f"{weeks} weken na vandaag"
+    return {
+        "min": (now + timedelta(days=1)).isoformat(),
+        "max": latest.isoformat(),
+        "reason": reason,
+    }
+
+
+def removal_date(value: Any, due_date: date | None, now: date | None = None) -> date:
+    """A removal date within removal_bounds, or InvalidInput saying which bound it broke."""
     if not value:
         raise InvalidInput("Verwijderdatum ontbreekt.", "missing_removal_date")
     try:
@@ -34,17 +51,14 @@ def removal_date(value: Any, due_date: date | None, now: date | None = None) -> 
         raise InvalidInput(
             "Verwijderdatum is geen geldige datum (JJJJ-MM-DD).", "invalid_removal_date"
         ) from exc
-    if parsed <= now:
+    bounds = removal_bounds(due_date, now)
+    if parsed < date.fromisoformat(bounds["min"]):
         raise InvalidInput("De verwijderdatum moet na vandaag liggen.", "removal_date_not_future")
-    if due_date is not None:
-        cap = due_date + timedelta(weeks=config.get_int("OVERDRACHT_REMOVAL_AFTER_DUE_WEEKS"))
-        reason = "uiterlijk 6 weken na de uitgerekende datum"
-    else:
-        cap = now + timedelta(weeks=config.get_int("OVERDRACHT_REMOVAL_HORIZON_WEEKS"))
-        reason = f"binnen {config.get('OVERDRACHT_REMOVAL_HORIZON_WEEKS')} weken"
-    if parsed > cap:
+    latest = date.fromisoformat(bounds["max"])
+    if parsed > latest:
         raise InvalidInput(
-            f"De verwijderdatum mag niet na {cap.isoformat()} liggen ({reason}).",
+            f"De verwijderdatum mag niet na {latest:%d-%m-%Y} liggen "
+            f"(uiterlijk {bounds['reason']}).",
             "removal_date_too_late",
         )
     return parsed

@@ -128,7 +128,15 @@ class DocumentsService:
                     detail={"documents": len(documents)},
                 )
             )
-        return {"client": client, "documents": [d.as_dict() for d in documents]}
+        due = date.fromisoformat(client["due_date"]) if client["due_date"] else None
+        return {
+            "client": client,
+            "documents": [
+                {**d.as_dict(), "may_delete": str(d.uploaded_by) == who.provider_id}
+                for d in documents
+            ],
+            "removal_bounds": schemas.removal_bounds(due),
+        }
 
     @rpc
     def begin_download(self, principal: str, document_id: str, access_point: dict) -> dict:

@@ -116,7 +116,11 @@ def test_bad_document_metadata_is_refused_and_nothing_stored(
 
 def test_a_file_that_is_not_an_allowed_type_is_refused(provider, client, harness):
     response = harness.upload(
-        provider, client["id"], b"#!/bin/sh\nrm -rf /\n" * 100, filename="x.sh"
+        provider,
+        client["id"],
+        b"#!/bin/sh\nrm -rf /\n" * 100,
+        removal_date=in_weeks(4),
+        filename="x.sh",
     )
     assert error_of(response, 422)["code"] == "invalid_content_type"
     assert provider.get(f"/clients/{client['id']}/documents").json()["documents"] == []
@@ -124,7 +128,7 @@ def test_a_file_that_is_not_an_allowed_type_is_refused(provider, client, harness
 
 def test_a_file_over_100_mib_is_refused_and_nothing_stored(harness, provider, client):
     too_big = pdf(100 * MiB + 1)
-    response = harness.upload(provider, client["id"], too_big)
+    response = harness.upload(provider, client["id"], too_big, removal_date=in_weeks(4))
     assert error_of(response, 413)["code"] == "file_too_large"
     assert provider.get(f"/clients/{client['id']}/documents").json()["documents"] == []
 
@@ -137,3 +141,11 @@ def test_an_upload_without_a_file_or_not_multipart_is_refused(provider, client):
     assert error_of(no_file, 422)["code"] == "missing_file"
     not_multipart = provider.post(f"/clients/{client['id']}/documents", json={"file": "x"})
     assert error_of(not_multipart, 422)["code"] == "not_multipart"
+
+
+def test_a_large_upload_refused_before_its_file_is_read_still_gets_its_answer(
+    harness, provider, client
+):
+    """The refusal comes before the file part is read; the sender must hear it, not a reset."""
+    response = harness.upload(provider, client["id"], pdf(30 * MiB), removal_date=in_weeks(30))
+    assert error_of(response, 422)["code"] == "removal_date_too_late"
