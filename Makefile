@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint format bench install browser clean
+.PHONY: run test lint format bench install browser constraints clean
 
 run: $(STAMP)                 ## start the whole platform at http://127.0.0.1:8000
 	$(PY) -m overdracht.devserver
@@ -25,14 +25,17 @@ format: $(STAMP)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==26.3
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 browser:                      ## Debian's Chromium for the Playwright test (needs root)
 	@test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium)
+
+constraints:                  ## re-pin every transitive dependency after changing pyproject
+	$(PY) -m pip freeze --exclude-editable > constraints.txt
 
 clean:                        ## remove the virtualenv and all local state (var/)
 	rm -rf $(VENV) var

@@ -89,6 +89,7 @@ class Platform:
     var: Path
     ports: Ports = field(default_factory=Ports)
     processes: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    commands: dict[str, tuple[list[str], Path | None]] = field(default_factory=dict)
     log_dir: Path | None = None
     #: False when the S3 endpoint is someone else's (MinIO in a container, production)
     embedded_object_store: bool = True
@@ -249,6 +250,7 @@ class Platform:
 
     def spawn(self, name: str, argv: list[str], log: Path | None = None) -> subprocess.Popen:
         """Start a process in its own session; its output goes to log, or the log_dir, or ours."""
+        self.commands[name] = (argv, log)
         if log is None and self.log_dir is not None:
             log = self.log_dir / f"{name}.log"
         out = None
@@ -269,6 +271,12 @@ class Platform:
                 out.close()
         self.processes.append((name, process))
         return process
+
+    def start_again(self, name: str) -> None:
+        """Start a stopped service with the command it had, and wait until it serves."""
+        argv, log = self.commands[name]
+        self.spawn(name, argv, log)
+        wait_for(self._rpc_queues_ready, name, 60)
 
     def check_alive(self) -> None:
         for name, process in self.processes:

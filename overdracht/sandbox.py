@@ -78,7 +78,10 @@ def _containers() -> Iterator[Infrastructure]:
         params = rabbit.get_connection_params()
         minio_config = minio.get_config()
         yield Infrastructure(
-            amqp_uri=f"amqp://guest:guest@{params.host}:{params.port}/",
+            amqp_uri=(
+                f"amqp://{params.credentials.username}:{params.credentials.password}"
+                f"@{params.host}:{params.port}/"
+            ),
             postgres_url=pg.get_connection_url().rsplit("/", 1)[0] + "/",
             s3={
                 "OVERDRACHT_S3_ENDPOINT": minio_config["endpoint"],

@@ -27,3 +27,27 @@ def test_while_the_object_store_is_down_uploads_fail_cleanly(harness, platform):
     assert api.get(f"/documents/{kept['id']}/content").content is not None
     listed = api.get(f"/clients/{client['id']}/documents").json()["documents"]
     assert {d["id"] for d in listed} == {kept["id"], again.json()["id"]}
+
+
+def test_events_wait_for_a_stopped_audit_service_and_arrive_once(harness, platform):
+    """The audit service goes away: work goes on, and every event is recorded once it is back."""
+    api = harness.provider()
+    platform.stop("audit")
+    try:
+        client = harness.new_client(api)
+        uploaded = harness.upload(api, client["id"])
+        assert uploaded.status_code == 201
+        listed = api.get(f"/clients/{client['id']}/documents")
+        assert listed.status_code == 200  # the broker confirmed its event: that is enough
+    finally:
+        platform.start_again("audit")
+
+    expected = {"client.created": 1, "document.uploaded": 1, "document.listed": 1}
+    events = harness.audit_until(
+        lambda es: len(es) >= sum(expected.values()), client_id=client["id"]
+    )
+    assert sorted(e["event"] for e in events) == sorted(
+        k for k, n in expected.items() for _ in range(n)
+    )
+    verified = harness.cli("audit", "verify")
+    assert verified.returncode == 0, verified.stdout
