@@ -45,6 +45,7 @@ from services.documents.streams import CappedReader, content_type
 log = logging.getLogger(__name__)
 
 UPLOAD = "upload"
+BAD_TICKET = "Ongeldig of verlopen ticket."
 DOWNLOAD = "download"
 HTTP_STATUS = {"invalid_input": 422, "too_large": 413, "not_found": 404, "unavailable": 503}
 
@@ -228,13 +229,12 @@ class DocumentsService:
     @http("PUT", "/internal/uploads")
     def receive_upload(self, request: Request) -> Response:
         """Stream a file body into the object store, then record the document."""
-        ticket = self._claim(UPLOAD, request.headers.get(TICKET_HEADER, ""))
-        if ticket is None:
-            return _json(
-                404, {"error": {"code": "not_found", "message": "Ongeldig of verlopen ticket."}}
-            )
         limit = config.get_int("OVERDRACHT_MAX_DOCUMENT_BYTES")
         reader = CappedReader(request.environ["wsgi.input"], limit)
+        ticket = self._claim(UPLOAD, request.headers.get(TICKET_HEADER, ""))
+        if ticket is None:
+            reader.drain(limit)
+            return _error(NotFound(BAD_TICKET))
         kind = content_type(reader.sniff())
         if kind not in config.content_types():
             reader.drain(limit)
@@ -300,15 +300,11 @@ class DocumentsService:
         """Stream a document's bytes from the object store."""
         ticket = self._claim(DOWNLOAD, request.headers.get(TICKET_HEADER, ""))
         if ticket is None:
-            return _json(
-                404, {"error": {"code": "not_found", "message": "Ongeldig of verlopen ticket."}}
-            )
+            return _error(NotFound(BAD_TICKET))
         with self.db.read() as session:
             document = session.get(Document, ticket.document_id)
         if document is None:
-            return _json(
-                404, {"error": {"code": "not_found", "message": "Document niet gevonden."}}
-            )
+            return _error(NotFound("Document niet gevonden."))
         try:
             body = self.storage.get(document.object_key)
         except Exception as exc:  # noqa: BLE001 - any storage fault is the same to the reader
