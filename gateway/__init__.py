@@ -27,7 +27,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         # Flask's own cookie (login challenge, messages, the visitor's CSRF value)
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=config.is_production(),
-        # JSON bodies are small; file bodies never pass through Flask's form parser
+        # every body but an upload's is small; uploads raise the cap for their own request
+        MAX_CONTENT_LENGTH=64 * 1024,
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )
     app.config.update(overrides or {})

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    request,
+    stream_with_context,
+)
 
 from gateway import files
 from gateway.errors import MalformedRequest
@@ -127,6 +137,13 @@ def download_document(document_id: str):
     return download(document_id)
 
 
+@bp.before_app_request
+def no_head_on_downloads():
+    """HEAD would be audited as a download and spend its ticket while sending nothing."""
+    if request.method == "HEAD" and request.endpoint in {"api.download_document", "pages.download"}:
+        abort(405)
+
+
 def download(document_id: str) -> Response:
     """Audit the view (in documents), then stream the bytes as an attachment."""
     with services() as rpc:
@@ -145,8 +162,15 @@ def download(document_id: str) -> Response:
         direct_passthrough=True,
     )
     response.headers["Content-Length"] = str(grant["size"])
-    response.headers.set("Content-Disposition", "attachment", filename=grant["filename"])
+    response.headers["Content-Disposition"] = attachment(grant["filename"])
     return response
+
+
+def attachment(filename: str) -> str:
+    """RFC 6266: an ASCII fallback, and the real name percent-encoded as UTF-8."""
+    fallback = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    fallback = fallback.replace("\\", "_").replace('"', "_") or "document"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @bp.delete("/documents/<document_id>")

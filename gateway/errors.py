@@ -9,30 +9,9 @@ from kombu.exceptions import KombuError
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from werkzeug.exceptions import HTTPException
 
-from overdracht.contracts import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    OverdrachtError,
-    RateLimited,
-    TooLarge,
-    Unauthenticated,
-    Unavailable,
-)
+from overdracht.contracts import InvalidInput, OverdrachtError
 
 log = logging.getLogger(__name__)
-
-STATUS: dict[type[OverdrachtError], int] = {
-    InvalidInput: 422,
-    Unauthenticated: 401,
-    Forbidden: 403,
-    NotFound: 404,
-    Conflict: 409,
-    TooLarge: 413,
-    RateLimited: 429,
-    Unavailable: 503,
-}
 
 UNAVAILABLE = "Overdracht is tijdelijk niet bereikbaar. Probeer het later opnieuw."
 INTERNAL = "Er ging iets mis. Probeer het later opnieuw."
@@ -45,12 +24,7 @@ class MalformedRequest(InvalidInput):
 
 
 def status_of(exc: OverdrachtError) -> int:
-    if isinstance(exc, MalformedRequest):
-        return 400
-    for kind in type(exc).__mro__:
-        if kind in STATUS:
-            return STATUS[kind]
-    return 400
+    return 400 if isinstance(exc, MalformedRequest) else exc.status
 
 
 def _wants_json() -> bool:

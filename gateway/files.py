@@ -25,9 +25,9 @@ from overdracht.contracts import (
     TICKET_HEADER,
     InvalidInput,
     NotFound,
-    OverdrachtError,
     TooLarge,
     Unavailable,
+    error_for_status,
 )
 
 CHUNK = 256 * 1024
@@ -35,14 +35,6 @@ TRUNCATED = "Het verzenden is afgebroken; probeer het opnieuw."
 MAX_FIELD_BYTES = 4096
 #: multipart framing and the small fields around the file
 FORM_OVERHEAD = 1024 * 1024
-
-#: documents answers with the API's error shape; its status says which error it is
-_ERRORS: dict[int, type[OverdrachtError]] = {
-    404: NotFound,
-    413: TooLarge,
-    422: InvalidInput,
-    503: Unavailable,
-}
 
 
 class TruncatedUpload(InvalidInput):
@@ -66,9 +58,12 @@ class MultipartStream:
         if request.mimetype != "multipart/form-data" or "boundary" not in request.mimetype_params:
             raise InvalidInput("Verstuur het document als multipart/form-data.", "not_multipart")
         self._stream = request.stream
-        # field sizes are capped in _field_value; the decoder's own cap would count file data
+        # what the decoder holds between events stays small (fields are capped again in
+        # _field_value); the cap only stops a part header that never ends
         self._decoder = MultipartDecoder(
-            request.mimetype_params["boundary"].encode(), max_form_memory_size=None, max_parts=20
+            request.mimetype_params["boundary"].encode(),
+            max_form_memory_size=4 * CHUNK,
+            max_parts=20,
         )
 
     def events(self) -> Iterator[Any]:
@@ -138,6 +133,7 @@ def upload(
     """
     if request.content_length is not None and request.content_length > max_bytes + FORM_OVERHEAD:
         raise _too_large(max_bytes)
+    request.max_content_length = max_bytes + FORM_OVERHEAD  # the app's cap is for small bodies
     events = MultipartStream(request).events()
     fields: dict[str, str] = {}
     for event in events:
@@ -199,7 +195,7 @@ def _answer(response: requests.Response) -> dict[str, Any]:
         code, message = error["code"], error["message"]
     except (ValueError, KeyError, TypeError):
         raise Unavailable("De documentenopslag gaf een fout.", "unavailable") from None
-    raise _ERRORS.get(response.status_code, Unavailable)(message, code)
+    raise error_for_status(response.status_code)(message, code)
 
 
 def download(documents_url: str, ticket: str) -> requests.Response:

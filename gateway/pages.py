@@ -205,7 +205,7 @@ def new_client():
         except FORM_ERRORS as exc:
             flash(exc.message, "error")
             return render_template("new_client.html", me=me, form=form), 422
-        flash(f"Cliënt {client['name']} is toegevoegd.", "info")
+        flash("De cliënt is toegevoegd.", "info")
         return redirect(url_for("pages.client", client_id=client["id"]))
     return render_template("new_client.html", me=me, form=form)
 
@@ -230,11 +230,11 @@ def client(client_id: str):
 @bp.post("/clienten/<client_id>/documenten")
 def upload(client_id: str):
     try:
-        document = api.upload(client_id, check=_upload_csrf)
+        api.upload(client_id, check=_upload_csrf)
     except (*FORM_ERRORS, NotFound, Forbidden) as exc:
         flash(exc.message, "error")
     else:
-        flash(f"Document {document['filename']} is geplaatst.", "info")
+        flash("Het document is geplaatst.", "info")
     return redirect(url_for("pages.client", client_id=client_id))
 
 

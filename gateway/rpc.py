@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
+from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from overdracht.contracts import OverdrachtError
@@ -63,11 +63,3 @@ def _stop(holder: ClusterRpcProxy) -> None:
         holder.stop()
     except Exception as exc:  # noqa: BLE001 - a broken proxy may fail to close; drop it anyway
         log.debug("closing a broken rpc proxy: %s", type(exc).__name__)
-
-
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    RpcTimeout,
-    UnknownService,
-    OSError,
-    ConnectionError,
-)

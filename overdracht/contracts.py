@@ -130,6 +130,13 @@ def check_envelope(payload: Any) -> dict[str, Any]:
         raise ValueError("occurred_at must carry its UTC offset")
     if not isinstance(payload["actor"], dict):
         raise ValueError("actor must be an object")
+    for name, value in (
+        ("subject", payload["subject"]),
+        ("actor.id", payload["actor"].get("id")),
+        ("actor.username", payload["actor"].get("username")),
+    ):
+        if value is not None and (not isinstance(value, str) or len(value) > 64):
+            raise ValueError(f"{name} must be a string of at most 64 characters")
     return payload
 
 
@@ -190,14 +197,15 @@ def verify_principal(token: Any, key: Ed25519PublicKey) -> Principal:
 TICKET_HEADER = "X-Overdracht-Ticket"
 
 # --- errors ----------------------------------------------------------------------------
-# Raised inside a service, they cross RPC as themselves (nameko rebuilds registered types),
-# and the gateway maps each to one HTTP status in one table.
+# Raised inside a service, they cross RPC as themselves (nameko rebuilds registered types);
+# each carries its one HTTP status, used by the gateway and by documents' HTTP endpoints.
 
 
 class OverdrachtError(Exception):
-    """Base of every error a caller may show to a user."""
+    """Base of every error a caller may show to a user; status is its HTTP status."""
 
     code = "error"
+    status = 400
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message, code or self.code)
@@ -208,38 +216,63 @@ class OverdrachtError(Exception):
 @deserialize_to_instance
 class InvalidInput(OverdrachtError):
     code = "invalid_input"
+    status = 422
 
 
 @deserialize_to_instance
 class Unauthenticated(OverdrachtError):
     code = "unauthenticated"
+    status = 401
 
 
 @deserialize_to_instance
 class Forbidden(OverdrachtError):
     code = "forbidden"
+    status = 403
 
 
 @deserialize_to_instance
 class NotFound(OverdrachtError):
     code = "not_found"
+    status = 404
 
 
 @deserialize_to_instance
 class Conflict(OverdrachtError):
     code = "conflict"
+    status = 409
 
 
 @deserialize_to_instance
 class TooLarge(OverdrachtError):
     code = "too_large"
+    status = 413
 
 
 @deserialize_to_instance
 class RateLimited(OverdrachtError):
     code = "rate_limited"
+    status = 429
 
 
 @deserialize_to_instance
 class Unavailable(OverdrachtError):
     code = "unavailable"
+    status = 503
+
+
+def error_for_status(status: int) -> type[OverdrachtError]:
+    """The error type an HTTP status stands for (documents' file endpoints answer with one)."""
+    for kind in (
+        InvalidInput,
+        Unauthenticated,
+        Forbidden,
+        NotFound,
+        Conflict,
+        TooLarge,
+        RateLimited,
+        Unavailable,
+    ):
+        if kind.status == status:
+            return kind
+    return Unavailable

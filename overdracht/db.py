@@ -80,6 +80,8 @@ class Unit:
                 yield tx
                 if tx.events:
                     session.execute(sa.insert(provider.outbox), outbox_rows(tx.events))
+        except sa.exc.OperationalError as exc:
+            raise _database_away(exc) from exc
         finally:
             session.close()
         if tx.events:
@@ -104,8 +106,15 @@ class Unit:
         session = self._provider.sessionmaker()
         try:
             yield session
+        except sa.exc.OperationalError as exc:
+            raise _database_away(exc) from exc
         finally:
             session.close()  # detaches what was read without expiring it
+
+
+def _database_away(exc: Exception) -> Unavailable:
+    log.error("database unavailable: %s", type(exc).__name__)
+    return Unavailable("Overdracht is tijdelijk niet bereikbaar. Probeer het later opnieuw.")
 
 
 def outbox_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

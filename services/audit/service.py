@@ -79,29 +79,31 @@ class AuditService:
             "next_cursor": str(page[-1].seq) if len(records) > limit else None,
         }
 
-    @rpc
-    def verify(self) -> dict:
-        """Check the hash chain from its first record to its last."""
-        with self.db.read() as session:
-            return chain.verify(session)
-
     def _store(self, source: str, payload: Any) -> None:
         try:
             envelope = check_envelope(payload)
         except (ValueError, TypeError) as exc:
-            log.error("parking a malformed %s event: %s", source, exc)
-            with self.db.transaction() as tx:
-                tx.session.add(
-                    RejectedEvent(
-                        source=source,
-                        reason=str(exc)[:500],
-                        payload=json.dumps(payload, default=str)[:100_000],
-                        received_at=datetime.now(UTC),
-                    )
-                )
+            self._park(source, payload, str(exc))
             return
+        try:
+            with self.db.transaction() as tx:
+                chain.append(tx.session, envelope)
+        except (sa.exc.DataError, sa.exc.IntegrityError, sa.exc.ProgrammingError) as exc:
+            # the database will never take this one: park it; a database that is away
+            # (Unavailable) raises on, and the message is requeued
+            self._park(source, payload, type(exc).__name__)
+
+    def _park(self, source: str, payload: Any, reason: str) -> None:
+        log.error("parking a %s event the audit log cannot store: %s", source, reason)
         with self.db.transaction() as tx:
-            chain.append(tx.session, envelope)
+            tx.session.add(
+                RejectedEvent(
+                    source=source,
+                    reason=reason[:500],
+                    payload=json.dumps(payload, default=str)[:100_000],
+                    received_at=datetime.now(UTC),
+                )
+            )
 
 
 def _query(filters: dict) -> tuple[sa.Select, int]:

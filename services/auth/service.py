@@ -27,10 +27,11 @@ from overdracht.contracts import (
 )
 from overdracht.db import Database
 from overdracht.entrypoints import rpc
-from services.auth.accounts import hasher, normalize_username
+from services.auth.accounts import MAX_PASSWORD, hasher, normalize_username
 from services.auth.dependencies import SmsSender
 from services.auth.models import LoginChallenge, Outbox, Provider, Session
 
+MAX_USERNAME = 64
 LOGIN_FAILED_MESSAGE = "Onjuiste gebruikersnaam of wachtwoord."
 CODE_FAILED_MESSAGE = "De code is onjuist of verlopen. Log opnieuw in."
 # verifying against this when the username is unknown keeps both paths equally slow
@@ -64,11 +65,24 @@ class AuthService:
         username = normalize_username(username)
         if not username or not isinstance(password, str) or not password:
             raise InvalidInput("Vul gebruikersnaam en wachtwoord in.", "missing_credentials")
-        with self.db.transaction() as tx:
-            provider = tx.session.scalar(
-                sa.select(Provider).where(Provider.username == username).with_for_update()
+        if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
+            # no such account can exist: refuse alike, and keep the log's fields bounded
+            self.db.record(
+                _failed(
+                    {"type": "anonymous", "username": username[:MAX_USERNAME]},
+                    access_point,
+                    "too_long",
+                ),
+                confirm=False,
             )
-            ok = _verify_password(provider.password_hash if provider else _DUMMY_HASH, password)
+            raise Unauthenticated(LOGIN_FAILED_MESSAGE, "login_failed")
+        # the slow hash runs before any row is locked, so parallel attempts on a real
+        # account take no longer than on an unknown one
+        with self.db.read() as session:
+            known = session.scalar(sa.select(Provider).where(Provider.username == username))
+        ok = _verify_password(known.password_hash if known else _DUMMY_HASH, password)
+        with self.db.transaction() as tx:
+            provider = known and tx.session.get(Provider, known.id, with_for_update=True)
             actor = _actor(provider, username)
             if provider is None or not ok or provider.locked_at is not None:
                 reason = "unknown_user" if provider is None else "wrong_password"

@@ -22,10 +22,10 @@ def parse_date(value: Any, field: str, label: str) -> date:
         raise InvalidInput(f"{label} ontbreekt.", f"missing_{field}")
     try:
         return date.fromisoformat(str(value))
-    except ValueError as exc:
+    except ValueError:  # its message repeats the input, which may be anything typed
         raise InvalidInput(
             f"{label} is geen geldige datum (JJJJ-MM-DD).", f"invalid_{field}"
-        ) from exc
+        ) from None
 
 
 def birth_date(value: Any) -> date:
@@ -39,16 +39,19 @@ def due_date(value: Any) -> date | None:
     if value in (None, ""):
         return None
     parsed = parse_date(value, "due_date", "Uitgerekende datum")
-    if not today() - timedelta(weeks=52) <= parsed <= today() + timedelta(weeks=45):
-        raise InvalidInput("Uitgerekende datum ligt niet binnen een jaar.", "invalid_due_date")
+    # documents may stay until 6 weeks after it, so an older due date leaves no removal date
+    if not today() - timedelta(weeks=6) < parsed <= today() + timedelta(weeks=45):
+        raise InvalidInput(
+            "Uitgerekende datum: hoogstens 6 weken geleden en binnen 45 weken.", "invalid_due_date"
+        )
     return parsed
 
 
 def bsn(value: Any) -> str:
     try:
         return stdnum_bsn.validate(str(value))
-    except ValidationError as exc:
-        raise InvalidInput("Dit is geen geldig BSN (elfproef).", "invalid_bsn") from exc
+    except ValidationError:
+        raise InvalidInput("Dit is geen geldig BSN (elfproef).", "invalid_bsn") from None
 
 
 def phone(value: Any) -> str:

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from overdracht import config
 from overdracht.contracts import (
@@ -33,6 +35,7 @@ from services.clients import schemas
 from services.clients.models import Client, Outbox, Relationship, Search
 
 NOT_ALLOWED = "U heeft geen toegang tot deze cliënt."
+CLIENT_EXISTS = "Er is al een cliënt met deze geboortedatum en dit BSN. Zoek haar op."
 
 
 def _client_id(value: Any) -> uuid.UUID:
@@ -53,38 +56,32 @@ class ClientsService:
         """Exact search: birth date plus BSN and/or phone; audited whether found or not."""
         who = self._zorgverlener(principal, access_point, "client.search")
         born, bsn, phone = schemas.search_criteria(criteria)
-        self._rate_limit(who, access_point)
         query = sa.select(Client).where(Client.birth_date == born)
         if bsn:
             query = query.where(Client.bsn_hash == self._hash("bsn", bsn))
         if phone:
             query = query.where(Client.phone_hash == self._hash("phone", phone))
-        now = datetime.now(UTC)
         with self.db.transaction(confirm_events=True) as tx:
-            found = tx.session.scalars(query.limit(10)).all()
-            hits = found or [None]
-            for client in hits:
-                tx.session.add(
-                    Search(
-                        provider_id=uuid.UUID(who.provider_id),
-                        client_id=client.id if client else None,
-                        searched_at=now,
+            limited = not self._within_limit(tx.session, who)
+            if not limited:
+                found = tx.session.scalars(query.limit(10)).all()
+                self._log_lookup(tx.session, who, [c.id for c in found])
+                tx.emit(
+                    make_event(
+                        CLIENT_SEARCHED,
+                        actor=who.actor(),
+                        access_point=access_point,
+                        subject=str(found[0].id) if len(found) == 1 else None,
+                        outcome="found" if found else "not_found",
+                        detail={
+                            "criteria": [k for k, v in (("bsn", bsn), ("phone", phone)) if v],
+                            "results": len(found),
+                            "client_ids": [str(c.id) for c in found],
+                        },
                     )
                 )
-            tx.emit(
-                make_event(
-                    CLIENT_SEARCHED,
-                    actor=who.actor(),
-                    access_point=access_point,
-                    subject=str(found[0].id) if len(found) == 1 else None,
-                    outcome="found" if found else "not_found",
-                    detail={
-                        "criteria": [k for k, v in (("bsn", bsn), ("phone", phone)) if v],
-                        "results": len(found),
-                        "client_ids": [str(c.id) for c in found],
-                    },
-                )
-            )
+        if limited:
+            self._refuse_over_limit(who, access_point, "client.search")
         return {"results": [c.summary() for c in found]}
 
     @rpc
@@ -104,40 +101,53 @@ class ClientsService:
         )
         try:
             with self.db.transaction() as tx:
-                tx.session.add(client)
-                tx.session.flush()
-                tx.session.add(
-                    Relationship(
-                        client_id=client.id,
-                        provider_id=uuid.UUID(who.provider_id),
-                        basis="created",
-                        established_at=client.created_at,
+                # a 409 tells whether she exists: creating counts against the search limit
+                limited = not self._within_limit(tx.session, who)
+                existing = (
+                    None
+                    if limited
+                    else tx.session.scalar(
+                        sa.select(Client.id).where(
+                            Client.birth_date == client.birth_date,
+                            Client.bsn_hash == client.bsn_hash,
+                        )
                     )
                 )
-                tx.emit(
-                    make_event(
-                        CLIENT_CREATED,
-                        actor=who.actor(),
-                        access_point=access_point,
-                        subject=str(client.id),
-                        detail={"relationship": "created", "due_date_known": bool(client.due_date)},
+                if existing is not None:
+                    self._log_lookup(tx.session, who, [existing])
+                    tx.emit(self._conflict_event(who, access_point, existing))
+                elif not limited:
+                    tx.session.add(client)
+                    tx.session.flush()
+                    tx.session.add(
+                        Relationship(
+                            client_id=client.id,
+                            provider_id=client.created_by,
+                            basis="created",
+                            established_at=client.created_at,
+                        )
                     )
-                )
-        except IntegrityError:
-            # her existence is client data too: the refused attempt is audited like a search
-            self.db.record(
-                make_event(
-                    CLIENT_CREATED,
-                    actor=who.actor(),
-                    access_point=access_point,
-                    outcome="conflict",
-                    detail={"reason": "client_exists"},
-                )
-            )
-            raise Conflict(
-                "Er is al een cliënt met deze geboortedatum en dit BSN. Zoek haar op.",
-                "client_exists",
-            ) from None
+                    self._log_lookup(tx.session, who, [client.id])
+                    tx.emit(
+                        make_event(
+                            CLIENT_CREATED,
+                            actor=who.actor(),
+                            access_point=access_point,
+                            subject=str(client.id),
+                            detail={
+                                "relationship": "created",
+                                "due_date_known": bool(client.due_date),
+                            },
+                        )
+                    )
+        except IntegrityError:  # the same client, added at the same moment by someone else
+            existing = None
+            self.db.record(self._conflict_event(who, access_point, None))
+            raise Conflict(CLIENT_EXISTS, "client_exists") from None
+        if limited:
+            self._refuse_over_limit(who, access_point, "client.create")
+        if existing is not None:
+            raise Conflict(CLIENT_EXISTS, "client_exists")
         return client.summary()
 
     @rpc
@@ -165,13 +175,19 @@ class ClientsService:
                 denied = True
             else:
                 denied = False
-                relationship = Relationship(
-                    client_id=cid,
-                    provider_id=pid,
-                    basis="declared",
-                    established_at=datetime.now(UTC),
-                )
-                tx.session.add(relationship)
+                established_at = datetime.now(UTC)
+                # a double click declares twice: the second one finds the first's row
+                inserted = tx.session.execute(
+                    pg_insert(Relationship)
+                    .values(
+                        client_id=cid,
+                        provider_id=pid,
+                        basis="declared",
+                        established_at=established_at,
+                    )
+                    .on_conflict_do_nothing()
+                ).rowcount
+            if not denied and inserted:
                 tx.emit(
                     make_event(
                         RELATIONSHIP_ESTABLISHED,
@@ -184,13 +200,13 @@ class ClientsService:
         if denied:
             self._deny(who, access_point, "relationship.declare", str(cid), "not_found_by_search")
             raise Forbidden("Zoek de cliënt eerst op en controleer haar naam.", "search_first")
-        return {**client.summary(), "established_at": relationship.established_at.isoformat()}
+        return {**client.summary(), "established_at": established_at.isoformat()}
 
     @rpc
     def authorize(self, principal: str, client_id: str, action: str, access_point: dict) -> dict:
         """Allow a document action only within a treatment relationship; else deny, audited."""
-        who = self._zorgverlener(principal, access_point, action, client_id)
         cid = _client_id(client_id)
+        who = self._zorgverlener(principal, access_point, action, str(cid))
         with self.db.read() as session:
             client = session.get(Client, cid)
             related = client is not None and session.get(
@@ -253,18 +269,42 @@ class ClientsService:
             raise Forbidden("Alleen zorgverleners werken met cliëntgegevens.", "role")
         return who
 
-    def _rate_limit(self, who: Principal, access_point: dict) -> None:
-        limit = config.get_int("OVERDRACHT_SEARCH_LIMIT_PER_HOUR")
-        with self.db.read() as session:
-            recent = session.scalar(
-                sa.select(sa.func.count(sa.distinct(Search.searched_at))).where(
-                    Search.provider_id == uuid.UUID(who.provider_id),
-                    Search.searched_at >= datetime.now(UTC) - timedelta(hours=1),
-                )
+    def _within_limit(self, session: Session, who: Principal) -> bool:
+        """Under the hourly lookup limit; serialised per provider, so it cannot be raced."""
+        provider = uuid.UUID(who.provider_id)
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(provider.int & (2**63 - 1))))
+        recent = session.scalar(
+            sa.select(sa.func.count(sa.distinct(Search.searched_at))).where(
+                Search.provider_id == provider,
+                Search.searched_at >= datetime.now(UTC) - timedelta(hours=1),
             )
-        if recent >= limit:
-            self._deny(who, access_point, "client.search", None, "rate_limited")
-            raise RateLimited("Te veel zoekopdrachten; probeer het over een uur opnieuw.")
+        )
+        return recent < config.get_int("OVERDRACHT_SEARCH_LIMIT_PER_HOUR")
+
+    def _log_lookup(self, session: Session, who: Principal, client_ids: list[uuid.UUID]) -> None:
+        """One lookup (one moment), with whom it found: for the limit and for declaring."""
+        now = datetime.now(UTC)
+        for client_id in client_ids or [None]:
+            session.add(
+                Search(provider_id=uuid.UUID(who.provider_id), client_id=client_id, searched_at=now)
+            )
+
+    def _refuse_over_limit(self, who: Principal, access_point: dict, action: str) -> None:
+        self._deny(who, access_point, action, None, "rate_limited")
+        raise RateLimited("Te veel zoekopdrachten; probeer het over een uur opnieuw.")
+
+    def _conflict_event(
+        self, who: Principal, access_point: dict, existing: uuid.UUID | None
+    ) -> dict:
+        # her existence is client data too: the refused attempt is audited, naming her
+        return make_event(
+            CLIENT_CREATED,
+            actor=who.actor(),
+            access_point=access_point,
+            subject=str(existing) if existing else None,
+            outcome="conflict",
+            detail={"reason": "client_exists"},
+        )
 
     def _deny(
         self,

@@ -47,10 +47,10 @@ def removal_date(value: Any, due_date: date | None, now: date | None = None) -> 
         raise InvalidInput("Verwijderdatum ontbreekt.", "missing_removal_date")
     try:
         parsed = date.fromisoformat(str(value))
-    except ValueError as exc:
+    except ValueError:
         raise InvalidInput(
             "Verwijderdatum is geen geldige datum (JJJJ-MM-DD).", "invalid_removal_date"
-        ) from exc
+        ) from None
     bounds = removal_bounds(due_date, now)
     if parsed < date.fromisoformat(bounds["min"]):
         raise InvalidInput("De verwijderdatum moet na vandaag liggen.", "removal_date_not_future")

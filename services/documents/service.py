@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import eventlet
 import sqlalchemy as sa
 from nameko.rpc import RpcProxy
 from nameko.web.handlers import http
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 UPLOAD = "upload"
 BAD_TICKET = "Ongeldig of verlopen ticket."
 DOWNLOAD = "download"
-HTTP_STATUS = {"invalid_input": 422, "too_large": 413, "not_found": 404, "unavailable": 503}
 
 
 def _digest(token: str) -> str:
@@ -70,9 +70,7 @@ def _json(status: int, body: dict) -> Response:
 
 
 def _error(exc: OverdrachtError) -> Response:
-    return _json(
-        HTTP_STATUS.get(exc.code, 422), {"error": {"code": exc.code, "message": exc.message}}
-    )
+    return _json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
 
 
 class DocumentsService:
@@ -94,7 +92,7 @@ class DocumentsService:
         if not isinstance(fields, dict):
             raise InvalidInput("Documentgegevens ontbreken.")
         document_type = schemas.document_type(fields.get("document_type"))
-        client = self.clients.authorize(principal, client_id, DOCUMENT_UPLOADED, access_point)
+        client = self._authorize(principal, client_id, DOCUMENT_UPLOADED, access_point)
         due = date.fromisoformat(client["due_date"]) if client["due_date"] else None
         removal = schemas.removal_date(fields.get("removal_date"), due)
         details = {
@@ -112,7 +110,7 @@ class DocumentsService:
     def list(self, principal: str, client_id: str, access_point: dict) -> dict:
         """A client's documents, newest first; audited before they are shown."""
         who = self.identity(principal)
-        client = self.clients.authorize(principal, client_id, DOCUMENT_LISTED, access_point)
+        client = self._authorize(principal, client_id, DOCUMENT_LISTED, access_point)
         cid = uuid.UUID(client["id"])
         with self.db.transaction(confirm_events=True) as tx:
             documents = tx.session.scalars(
@@ -144,9 +142,7 @@ class DocumentsService:
         """Audit the view, then return a one-time ticket for the bytes (fail closed)."""
         who = self.identity(principal)
         document = self._current(document_id)
-        self.clients.authorize(
-            principal, str(document.client_id), DOCUMENT_DOWNLOADED, access_point
-        )
+        self._authorize(principal, str(document.client_id), DOCUMENT_DOWNLOADED, access_point)
         with self.db.transaction(confirm_events=True) as tx:
             tx.emit(
                 make_event(
@@ -157,9 +153,7 @@ class DocumentsService:
                     object=_document_object(document),
                 )
             )
-        token = self._issue(
-            DOWNLOAD, document.id, document.client_id, {"object_key": document.object_key}
-        )
+        token = self._issue(DOWNLOAD, document.id, document.client_id, {})
         return {"ticket": token, **document.as_dict()}
 
     @rpc
@@ -167,7 +161,7 @@ class DocumentsService:
         """Withdraw a document: only within a relationship, and only its uploader."""
         who = self.identity(principal)
         document = self._current(document_id)
-        self.clients.authorize(principal, str(document.client_id), DOCUMENT_DELETED, access_point)
+        self._authorize(principal, str(document.client_id), DOCUMENT_DELETED, access_point)
         if str(document.uploaded_by) != who.provider_id:
             self._deny(who, access_point, document, "not_uploader")
             raise Forbidden("Alleen wie het document plaatste kan het verwijderen.", "not_uploader")
@@ -254,9 +248,12 @@ class DocumentsService:
             log.error("object store refused an upload: %s", type(exc).__name__)
             reader.drain(limit)
             return _error(Unavailable("De documentenopslag is niet bereikbaar.", "unavailable"))
-        if reader.size == 0:
+        # checked at begin_upload, checked again: a day may have turned since
+        if date.fromisoformat(ticket.details["removal_date"]) <= today():
             self.storage.remove(key)
-            return _error(InvalidInput("Het bestand is leeg.", "empty_file"))
+            return _error(
+                InvalidInput("De verwijderdatum moet na vandaag liggen.", "removal_date_not_future")
+            )
         details = ticket.details
         document = Document(
             id=ticket.document_id,
@@ -319,6 +316,21 @@ class DocumentsService:
         )
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _authorize(self, principal: str, client_id: str, action: str, access_point: dict) -> dict:
+        """Ask clients, but not forever: nameko's RpcProxy has no timeout of its own.
+
+        Without one, a call made while clients is down would finish minutes later, long
+        after the user was told it failed.
+        """
+        try:
+            with eventlet.Timeout(float(config.get("OVERDRACHT_RPC_TIMEOUT"))):
+                return self.clients.authorize(principal, client_id, action, access_point)
+        except eventlet.Timeout:
+            log.error("clients did not answer in time")
+            raise Unavailable(
+                "Overdracht is tijdelijk niet bereikbaar. Probeer het later opnieuw."
+            ) from None
 
     def _current(self, document_id: str) -> Document:
         with self.db.read() as session:

@@ -130,7 +130,7 @@ def test_handover_in_the_browser(harness: Harness, browser: Browser, tmp_path: P
         page.get_by_label("Uitgerekende datum").fill(due_date)
         page.get_by_role("button", name="Toevoegen").click()
 
-        expect(page.get_by_role("status")).to_contain_text(f"Cliënt {maiden_name} is toegevoegd")
+        expect(page.get_by_role("status")).to_contain_text("De cliënt is toegevoegd")
         expect(page.get_by_role("heading", name=f"Documenten van {maiden_name}")).to_be_visible()
         expect(page.get_by_text("Er zijn nog geen documenten.")).to_be_visible()
 
@@ -139,7 +139,7 @@ def test_handover_in_the_browser(harness: Harness, browser: Browser, tmp_path: P
         page.get_by_label("Bestand").set_input_files(upload)
         page.get_by_role("button", name="Plaatsen").click()
 
-        expect(page.get_by_role("status")).to_contain_text(f"Document {upload.name} is geplaatst")
+        expect(page.get_by_role("status")).to_contain_text("Het document is geplaatst")
         page.screenshot(path=SCREENSHOT, full_page=True)
         row = page.get_by_role("row").filter(has=page.get_by_role("link", name=upload.name))
         expect(row).to_have_count(1)
