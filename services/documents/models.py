@@ -62,3 +62,12 @@ class Ticket(Base):
     details: Mapped[dict] = mapped_column(JSONB)
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class PendingRemoval(Base):
+    """An object whose document row is gone; removed from the store, retried until it is."""
+
+    __tablename__ = "pending_removals"
+
+    object_key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

@@ -39,7 +39,7 @@ from overdracht.entrypoints import rpc
 from overdracht.identity import Identity
 from overdracht.timezone import today
 from services.documents import schemas
-from services.documents.models import Document, Outbox, Ticket
+from services.documents.models import Document, Outbox, PendingRemoval, Ticket
 from services.documents.storage import Storage
 from services.documents.streams import CappedReader, content_type
 
@@ -184,6 +184,7 @@ class DocumentsService:
         day = date.fromisoformat(as_of)
         if config.is_production() and day > today():
             raise InvalidInput("In productie verloopt niets vóór zijn verwijderdatum.")
+        self._retry_removals()
         removed = 0
         while True:
             with self.db.read() as session:
@@ -340,14 +341,47 @@ class DocumentsService:
         return document
 
     def _remove(self, document: Document, event: dict) -> None:
-        """Delete row and object; the row goes first so nobody is handed a missing object."""
+        """Delete the row, its event and a pending removal together; then the object.
+
+        If the store is away the object stays listed in pending_removals and the next
+        retention sweep removes it: no object outlives its row unnoticed.
+        """
         with self.db.transaction() as tx:
             gone = tx.session.execute(
                 sa.delete(Document).where(Document.id == document.id)
             ).rowcount
             if gone:
                 tx.emit(event)
-        self.storage.remove(document.object_key)
+                tx.session.merge(
+                    PendingRemoval(object_key=document.object_key, created_at=datetime.now(UTC))
+                )
+        self._remove_objects([document.object_key])
+
+    def _remove_objects(self, keys: list[str]) -> int:
+        """Remove objects from the store and their pending rows; returns how many went."""
+        removed = []
+        for key in keys:
+            try:
+                self.storage.remove(key)
+            except Exception as exc:  # noqa: BLE001 - stays pending, retried by the next sweep
+                log.error("object removal deferred: %s", type(exc).__name__)
+                continue
+            removed.append(key)
+        if removed:
+            with self.db.transaction() as tx:
+                tx.session.execute(
+                    sa.delete(PendingRemoval).where(PendingRemoval.object_key.in_(removed))
+                )
+        return len(removed)
+
+    def _retry_removals(self, limit: int = 500) -> None:
+        with self.db.read() as session:
+            keys = session.scalars(
+                sa.select(PendingRemoval.object_key)
+                .order_by(PendingRemoval.created_at)
+                .limit(limit)
+            ).all()
+        self._remove_objects(list(keys))
 
     def _issue(self, kind: str, document_id: uuid.UUID, client_id: uuid.UUID, details: dict) -> str:
         token = secrets.token_urlsafe(32)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from overdracht import config
+from services.documents.storage import BlobStore, make_client
 from tests.support import pdf
 
 
@@ -24,9 +26,28 @@ def test_while_the_object_store_is_down_uploads_fail_cleanly(harness, platform):
 
     again = harness.upload(api, client["id"], pdf(9000))
     assert again.status_code == 201, again.text
-    assert api.get(f"/documents/{kept['id']}/content").content is not None
+    assert api.get(f"/documents/{kept['id']}/content").status_code == 200
     listed = api.get(f"/clients/{client['id']}/documents").json()["documents"]
     assert {d["id"] for d in listed} == {kept["id"], again.json()["id"]}
+
+
+def test_a_document_withdrawn_while_the_store_is_down_leaves_no_object_behind(harness, platform):
+    api = harness.provider()
+    client = harness.new_client(api)
+    document = harness.upload(api, client["id"]).json()
+    store = BlobStore(make_client(), config.get("OVERDRACHT_S3_BUCKET"))
+    key = f"documents/{document['id']}"
+
+    platform.stop("seaweedfs")
+    try:
+        assert api.delete(f"/documents/{document['id']}").status_code == 204
+        assert api.get(f"/documents/{document['id']}/content").status_code == 404
+    finally:
+        platform.start_object_store()
+
+    assert store.exists(key)  # the store was away when the row went
+    assert harness.cli("retention", "sweep").returncode == 0
+    assert not store.exists(key)
 
 
 def test_events_wait_for_a_stopped_audit_service_and_arrive_once(harness, platform):

@@ -186,3 +186,63 @@ def test_no_bsn_or_phone_in_any_audit_record_or_log(harness, platform):
     for secret in (bsn, phone):
         assert secret not in everything
         assert secret not in logs
+
+
+def test_adding_an_existing_client_is_refused_and_audited_with_her_id(harness):
+    first, second = harness.provider(), harness.provider()
+    client = harness.new_client(first)
+    again = {k: client[k] for k in ("maiden_name", "birth_date", "bsn", "phone")}
+    response = second.post("/clients", json=again)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "client_exists"
+    events = harness.audit_until(
+        lambda es: any(e["outcome"] == "conflict" for e in es), client_id=client["id"]
+    )
+    conflicts = [e for e in events if e["outcome"] == "conflict"]
+    assert [e["actor"]["username"] for e in conflicts] == [second.account.username]
+
+
+def test_declaring_twice_at_once_is_one_relationship(harness):
+    first, second = harness.provider(), harness.provider()
+    client = harness.new_client(first)
+    second.post("/clients/search", json={"birth_date": client["birth_date"], "bsn": client["bsn"]})
+    answers = [second.post(f"/clients/{client['id']}/relationship") for _ in range(2)]
+    assert [a.status_code for a in answers] == [201, 201]
+    events = harness.audit_until(
+        lambda es: any(e["event"] == "relationship.established" for e in es),
+        client_id=client["id"],
+    )
+    assert [e["event"] for e in events].count("relationship.established") == 1
+
+
+def test_a_name_outside_latin_1_downloads_under_its_own_name(harness):
+    api = harness.provider()
+    client = harness.new_client(api)
+    body = pdf(3000)
+    document = harness.upload(api, client["id"], body, filename="Şahin-Ωmega.pdf").json()
+    assert document["filename"] == "Şahin-Ωmega.pdf"
+    response = api.get(f"/documents/{document['id']}/content")
+    assert response.status_code == 200 and response.content == body
+    assert "filename*=UTF-8''%C5%9Eahin-%CE%A9mega.pdf" in response.headers["Content-Disposition"]
+
+
+def test_head_on_a_download_is_refused_and_not_audited(harness):
+    api = harness.provider()
+    client = harness.new_client(api)
+    document = harness.upload(api, client["id"]).json()
+    assert api.head(f"/documents/{document['id']}/content").status_code == 405
+    harness.audit_until(lambda es: len(es) >= 2, client_id=client["id"])
+    assert not harness.audit(client_id=client["id"], event="document.downloaded")
+
+
+def test_an_overlong_username_is_refused_and_the_audit_log_keeps_going(harness):
+    anonymous = harness.anonymous()
+    response = anonymous.post("/login", json={"username": "a" * 100, "password": "x" * 20})
+    assert response.status_code == 401
+    account = harness.account()
+    harness.login(account)  # a later event still reaches the log
+    assert harness.audit_until(
+        lambda es: len(es) == 1, actor=account.username, event="provider.logged_in"
+    )
+    refused = harness.audit(actor="a" * 64, event="provider.login_failed")
+    assert [e["detail"]["reason"] for e in refused] == ["too_long"]
