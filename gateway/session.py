@@ -31,11 +31,27 @@ def access_point() -> dict[str, str]:
     }
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def session_token() -> str | None:
+    """The bearer token, else the session cookie.
+
+    Through the API a cookie alone may only read: a change needs the bearer token or the
+    X-Requested-With header, which no other site's page can add without CORS (CSRF).
+    """
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    return request.cookies.get(COOKIE) or None
+    token = request.cookies.get(COOKIE) or None
+    if (
+        token
+        and request.path.startswith("/api/")
+        and request.method not in SAFE_METHODS
+        and not request.headers.get("X-Requested-With")
+    ):
+        return None
+    return token
 
 
 def current() -> dict[str, Any]:

@@ -90,6 +90,7 @@ class Unit:
             except Exception as exc:
                 if confirm_events:
                     log.error("audit event not confirmed by the broker: %s", type(exc).__name__)
+                    provider.mark_not_shown(tx.events)
                     raise Unavailable(
                         "De actie kon niet worden vastgelegd; probeer het later opnieuw.",
                     ) from exc
@@ -189,6 +190,24 @@ class Database(DependencyProvider):
                     self.outbox.c.event_id.in_([e["event_id"] for e in events])
                 )
             )
+
+    def mark_not_shown(self, events: list[dict[str, Any]]) -> None:
+        """A read refused for want of a confirm: the relay must not record it as shown."""
+        try:
+            with self.sessionmaker.begin() as session:
+                for event in events:
+                    payload = {
+                        **event,
+                        "outcome": "not_shown",
+                        "detail": {**event["detail"], "reason": "broker_unavailable"},
+                    }
+                    session.execute(
+                        sa.update(self.outbox)
+                        .where(self.outbox.c.event_id == event["event_id"])
+                        .values(payload=payload)
+                    )
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("could not mark unconfirmed events: %s", type(exc).__name__)
 
     def relay_once(self, settle: timedelta = timedelta(seconds=2)) -> int:
         """Publish events whose inline publish failed; several instances may run this."""

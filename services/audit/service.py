@@ -109,7 +109,14 @@ class AuditService:
 def _query(filters: dict) -> tuple[sa.Select, int]:
     query = sa.select(AuditRecord).order_by(AuditRecord.seq)
     if filters.get("client_id"):
-        query = query.where(AuditRecord.subject == str(filters["client_id"]))
+        client_id = str(filters["client_id"])
+        # a search that found several clients names them in its detail, not as subject
+        query = query.where(
+            sa.or_(
+                AuditRecord.subject == client_id,
+                AuditRecord.envelope["detail"]["client_ids"].contains([client_id]),
+            )
+        )
     if filters.get("actor"):
         query = query.where(AuditRecord.actor_username == str(filters["actor"]).strip().lower())
     if filters.get("event"):

@@ -111,3 +111,26 @@ def test_only_auditors_read_the_audit_log(harness, owner):
         response = api.get("/audit/events")
         assert response.status_code == 403, role
     assert harness.auditor.get("/audit/events", params={"limit": 1}).status_code == 200
+
+
+def test_a_session_cookie_alone_cannot_change_anything_through_the_api(harness):
+    account = harness.account()
+    browserish = harness.anonymous()
+    challenge = browserish.post(
+        "/login", json={"username": account.username, "password": account.password}
+    ).json()["challenge"]
+    verified = browserish.post(
+        "/login/verify", json={"challenge": challenge, "code": harness.sms_code(account.phone)}
+    )
+    assert verified.status_code == 200 and browserish.cookies.get("overdracht_session")
+
+    assert browserish.get("/me").status_code == 200  # reading with the cookie is fine
+    data = {
+        "maiden_name": "Smit",
+        "birth_date": "1990-01-01",
+        "bsn": "111222333",
+        "phone": "0611111111",
+    }
+    assert browserish.post("/clients", json=data).status_code == 401
+    created = browserish.post("/clients", json=data, headers={"X-Requested-With": "fetch"})
+    assert created.status_code in (201, 409)
