@@ -71,6 +71,8 @@ DEFAULTS = {
 SECRETS = (
     "OVERDRACHT_PRINCIPAL_PRIVATE_KEY",
     "OVERDRACHT_PRINCIPAL_PUBLIC_KEY",
+    "OVERDRACHT_SYSTEM_PRIVATE_KEY",
+    "OVERDRACHT_SYSTEM_PUBLIC_KEY",
     "OVERDRACHT_PEPPER",
     "OVERDRACHT_SECRET_KEY",
     "OVERDRACHT_S3_ACCESS_KEY",
@@ -132,6 +134,14 @@ def principal_private_key() -> Ed25519PrivateKey:
 
 def principal_public_key() -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(bytes.fromhex(get("OVERDRACHT_PRINCIPAL_PUBLIC_KEY")))
+
+
+def system_private_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(get("OVERDRACHT_SYSTEM_PRIVATE_KEY")))
+
+
+def system_public_key() -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(get("OVERDRACHT_SYSTEM_PUBLIC_KEY")))
 
 
 def database_url(service: str) -> str:

@@ -190,6 +190,29 @@ def verify_principal(token: Any, key: Ed25519PublicKey) -> Principal:
         raise Unauthenticated("geen geldige identiteit") from exc
 
 
+#: Calls that change data for no provider (the retention sweep) carry a token signed with
+#: the system key instead: whoever can merely publish on the bus cannot make one.
+_SYSTEM_AUDIENCE = "overdracht-system"
+
+
+def sign_system_token(service: str, key: Ed25519PrivateKey, ttl: timedelta = PRINCIPAL_TTL) -> str:
+    now = datetime.now(UTC)
+    claims = {"sub": service, "aud": _SYSTEM_AUDIENCE, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, key, algorithm=_ALGORITHM)
+
+
+def verify_system_token(token: Any, key: Ed25519PublicKey) -> str:
+    """The name of the system service that signed token; raise Unauthenticated otherwise."""
+    if not isinstance(token, str):
+        raise Unauthenticated("geen geldige systeemidentiteit")
+    try:
+        return str(
+            jwt.decode(token, key, algorithms=[_ALGORITHM], audience=_SYSTEM_AUDIENCE)["sub"]
+        )
+    except (jwt.PyJWTError, KeyError) as exc:
+        raise Unauthenticated("geen geldige systeemidentiteit") from exc
+
+
 # --- file bodies ---------------------------------------------------------------------
 
 #: The gateway hands documents a one-time ticket in this header (never in a URL, so no

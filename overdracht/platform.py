@@ -32,20 +32,23 @@ RPC_SERVICES = SERVICES
 
 def generate_secrets() -> dict[str, str]:
     """Fresh secrets for a development or test platform; production brings its own."""
-    key = Ed25519PrivateKey.generate()
-    raw = serialization.Encoding.Raw
     return {
-        "OVERDRACHT_PRINCIPAL_PRIVATE_KEY": key.private_bytes(
-            raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        ).hex(),
-        "OVERDRACHT_PRINCIPAL_PUBLIC_KEY": key.public_key()
-        .public_bytes(raw, serialization.PublicFormat.Raw)
-        .hex(),
+        **_key_pair("OVERDRACHT_PRINCIPAL"),
+        **_key_pair("OVERDRACHT_SYSTEM"),
         "OVERDRACHT_PEPPER": secrets.token_hex(32),
         "OVERDRACHT_SECRET_KEY": secrets.token_hex(32),
         "OVERDRACHT_S3_ACCESS_KEY": "overdracht" + secrets.token_hex(6),
         "OVERDRACHT_S3_SECRET_KEY": secrets.token_urlsafe(30),
     }
+
+
+def _key_pair(prefix: str) -> dict[str, str]:
+    """An Ed25519 key pair as hex, for <prefix>_PRIVATE_KEY and <prefix>_PUBLIC_KEY."""
+    key = Ed25519PrivateKey.generate()
+    raw = serialization.Encoding.Raw
+    private = key.private_bytes(raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    public = key.public_key().public_bytes(raw, serialization.PublicFormat.Raw)
+    return {f"{prefix}_PRIVATE_KEY": private.hex(), f"{prefix}_PUBLIC_KEY": public.hex()}
 
 
 def bin_path(name: str) -> str:

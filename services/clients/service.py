@@ -225,8 +225,11 @@ class ClientsService:
     # --- retention (system calls, no client data leaves) ---------------------------------
 
     @rpc
-    def deletion_candidates(self, created_before: str, after: str | None, limit: int) -> list[str]:
+    def deletion_candidates(
+        self, system: str, created_before: str, after: str | None, limit: int
+    ) -> list[str]:
         """Ids of clients created before a moment, in id order, one page at a time."""
+        self.identity.system(system)
         query = sa.select(Client.id).where(
             Client.created_at < datetime.fromisoformat(created_before)
         )
@@ -237,8 +240,9 @@ class ClientsService:
         return [str(i) for i in ids]
 
     @rpc
-    def delete_clients(self, client_ids: list[str], reason: str) -> int:
+    def delete_clients(self, system: str, client_ids: list[str], reason: str) -> int:
         """Remove clients (with their relationships and searches); audited one by one."""
+        self.identity.system(system)
         ids = [uuid.UUID(c) for c in client_ids]
         with self.db.transaction() as tx:
             deleted = tx.session.scalars(

@@ -179,8 +179,9 @@ class DocumentsService:
     # --- RPC: retention (system calls) ----------------------------------------------------
 
     @rpc
-    def expire_due(self, as_of: str, limit: int = 500) -> int:
+    def expire_due(self, system: str, as_of: str, limit: int = 500) -> int:
         """Remove documents whose removal date is on or before as_of; returns how many."""
+        self.identity.system(system)
         day = date.fromisoformat(as_of)
         if config.is_production() and day > today():
             raise InvalidInput("In productie verloopt niets vóór zijn verwijderdatum.")
@@ -210,8 +211,9 @@ class DocumentsService:
                 return removed
 
     @rpc
-    def clients_with_documents(self, client_ids: list[str]) -> list[str]:
+    def clients_with_documents(self, system: str, client_ids: list[str]) -> list[str]:
         """Which of these clients still have at least one document."""
+        self.identity.system(system)
         ids = [uuid.UUID(c) for c in client_ids]
         with self.db.read() as session:
             held = session.scalars(

@@ -9,7 +9,7 @@ from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from overdracht import config
-from overdracht.contracts import InvalidInput
+from overdracht.contracts import InvalidInput, sign_system_token
 from overdracht.entrypoints import rpc
 from overdracht.timezone import AMSTERDAM, today
 
@@ -39,25 +39,24 @@ class RetentionService:
         day = date.fromisoformat(as_of) if as_of else today()
         if day > today() and config.is_production():
             raise InvalidInput("--as-of in de toekomst is in productie niet toegestaan.")
-        documents = self.documents.expire_due(day.isoformat())
-        return {
-            "as_of": day.isoformat(),
-            "documents": documents,
-            "clients": self._empty_clients(day),
-        }
+        # signed for this sweep: the calls below delete data, so a bare bus message must not
+        system = sign_system_token("retention", config.system_private_key())
+        documents = self.documents.expire_due(system, day.isoformat())
+        clients = self._empty_clients(system, day)
+        return {"as_of": day.isoformat(), "documents": documents, "clients": clients}
 
-    def _empty_clients(self, day: date) -> int:
+    def _empty_clients(self, system: str, day: date) -> int:
         """Clients without documents, past a grace period so a new client can get her first."""
         grace = timedelta(days=config.get_int("OVERDRACHT_CLIENT_GRACE_DAYS"))
         start_of_day = datetime.combine(day, time(0), tzinfo=AMSTERDAM).astimezone(UTC)
         created_before = (start_of_day - grace).isoformat()
         removed, after = 0, None
         while True:
-            page = self.clients.deletion_candidates(created_before, after, PAGE)
+            page = self.clients.deletion_candidates(system, created_before, after, PAGE)
             if not page:
                 return removed
-            held = set(self.documents.clients_with_documents(page))
+            held = set(self.documents.clients_with_documents(system, page))
             empty = [c for c in page if c not in held]
             if empty:
-                removed += self.clients.delete_clients(empty, "no_documents")
+                removed += self.clients.delete_clients(system, empty, "no_documents")
             after = page[-1]

@@ -8,10 +8,14 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy.orm import Session
 
 from overdracht import config
+from overdracht.contracts import Unauthenticated, sign_system_token
 from overdracht.db import make_engine
 from overdracht.timezone import today
 from services.documents.models import Document
@@ -116,3 +120,22 @@ def test_the_retention_timer_sweeps_by_itself(harness, platform):
     finally:
         engine.dispose()
     assert not store.exists(f"documents/{document_id}")
+
+
+def test_removal_calls_need_the_system_signature(harness, platform):
+    """Anyone who can publish on the bus could call these; without the system key they fail."""
+    api = harness.provider()
+    client = harness.new_client(api)
+    document = harness.upload(api, client["id"], removal_date=in_weeks(2)).json()
+    forged = sign_system_token("retention", Ed25519PrivateKey.generate())
+    with ClusterRpcProxy({"AMQP_URI": config.get("OVERDRACHT_AMQP_URI")}, timeout=30) as rpc:
+        for call in (
+            lambda: rpc.documents.expire_due(forged, in_weeks(40)),
+            lambda: rpc.clients.delete_clients(forged, [client["id"]], "test"),
+            lambda: rpc.documents.expire_due("not a token", in_weeks(40)),
+        ):
+            with pytest.raises(Unauthenticated):
+                call()
+    assert [d["id"] for d in api.get(f"/clients/{client['id']}/documents").json()["documents"]] == [
+        document["id"]
+    ]

@@ -246,3 +246,21 @@ def test_check_envelope_refuses_an_actor_that_is_no_object():
 def test_check_envelope_refuses_what_is_not_an_object(payload):
     with pytest.raises(ValueError, match="not an object"):
         check_envelope(payload)
+
+
+def test_a_system_token_names_its_service_and_only_the_system_key_signs_one():
+    from overdracht.contracts import sign_system_token, verify_system_token
+
+    system_key, principal_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    token = sign_system_token("retention", system_key)
+    assert verify_system_token(token, system_key.public_key()) == "retention"
+    with pytest.raises(Unauthenticated):
+        verify_system_token(token, principal_key.public_key())
+    with pytest.raises(Unauthenticated):
+        verify_system_token(
+            sign_system_token("retention", system_key, timedelta(seconds=-1)),
+            system_key.public_key(),
+        )
+    # a provider's principal is no system token, even when signed with the same key
+    with pytest.raises(Unauthenticated):
+        verify_system_token(sign_principal(PRINCIPAL, system_key), system_key.public_key())
