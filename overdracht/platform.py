@@ -162,6 +162,7 @@ class Platform:
                 "-master.telemetry=false",
                 "-volume.max=0",
             ],
+            log=(self.log_dir or self.var / "log") / "seaweedfs.log",  # it is chatty
         )
         wait_for(
             lambda: self.check_alive() or _http_answers(f"http://127.0.0.1:{p.s3}/"),
