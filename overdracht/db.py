@@ -97,7 +97,7 @@ class Unit:
                 log.warning("event publish deferred to the outbox relay: %s", type(exc).__name__)
 
     def record(self, event: dict[str, Any], confirm: bool = True) -> None:
-        """Commit one event on its own (an access denial, a search that found nothing)."""
+        """Commit one event on its own: an access denial, a refused attempt."""
         with self.transaction(confirm_events=confirm) as tx:
             tx.emit(event)
 

@@ -65,6 +65,10 @@ def _document_object(document: Document) -> dict:
     return {"type": "document", "id": str(document.id), "document_type": document.document_type}
 
 
+def _due_date(client: dict) -> date | None:
+    return date.fromisoformat(client["due_date"]) if client["due_date"] else None
+
+
 def _json(status: int, body: dict) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
@@ -93,8 +97,7 @@ class DocumentsService:
             raise InvalidInput("Documentgegevens ontbreken.")
         document_type = schemas.document_type(fields.get("document_type"))
         client = self._authorize(principal, client_id, DOCUMENT_UPLOADED, access_point)
-        due = date.fromisoformat(client["due_date"]) if client["due_date"] else None
-        removal = schemas.removal_date(fields.get("removal_date"), due)
+        removal = schemas.removal_date(fields.get("removal_date"), _due_date(client))
         details = {
             "document_type": document_type,
             "removal_date": removal.isoformat(),
@@ -104,7 +107,7 @@ class DocumentsService:
             "access_point": access_point,
         }
         token = self._issue(UPLOAD, uuid.uuid4(), uuid.UUID(client["id"]), details)
-        return {"ticket": token, "max_bytes": config.get_int("OVERDRACHT_MAX_DOCUMENT_BYTES")}
+        return {"ticket": token}
 
     @rpc
     def list(self, principal: str, client_id: str, access_point: dict) -> dict:
@@ -127,14 +130,13 @@ class DocumentsService:
                     detail={"documents": len(documents)},
                 )
             )
-        due = date.fromisoformat(client["due_date"]) if client["due_date"] else None
         return {
             "client": client,
             "documents": [
                 {**d.as_dict(), "may_delete": str(d.uploaded_by) == who.provider_id}
                 for d in documents
             ],
-            "removal_bounds": schemas.removal_bounds(due),
+            "removal_bounds": schemas.removal_bounds(_due_date(client)),
         }
 
     @rpc

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from kombu import pools
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy.orm import Session
 
@@ -136,6 +137,7 @@ def test_removal_calls_need_the_system_signature(harness, platform):
         ):
             with pytest.raises(Unauthenticated):
                 call()
+    pools.reset()  # the proxy publishes through kombu's shared connection pool: close it
     assert [d["id"] for d in api.get(f"/clients/{client['id']}/documents").json()["documents"]] == [
         document["id"]
     ]
