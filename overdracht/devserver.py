@@ -12,7 +12,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from overdracht import config
-from overdracht.platform import Platform, generate_secrets, running
+from overdracht.platform import Platform, Ports, generate_secrets, running
 
 VAR = Path("var")
 DEMO_FILE = VAR / "demo-accounts.txt"
@@ -45,11 +45,18 @@ def ensure_env_file() -> None:
     config._file_values.cache_clear()
 
 
+def ports() -> Ports:
+    """The usual ports, or six from OVERDRACHT_PORT_BASE on (to run beside another platform)."""
+    base = os.environ.get("OVERDRACHT_PORT_BASE")
+    return Ports.from_base(int(base)) if base else Ports()
+
+
 def child_environment() -> dict[str, str]:
     """Every setting made explicit, so each process sees the same configuration."""
     values = {
         **config.DEFAULTS,
         **config._file_values(),
+        **(ports().settings() if os.environ.get("OVERDRACHT_PORT_BASE") else {}),
         **os.environ,
     }
     return {k: str(v) for k, v in values.items()}
@@ -93,7 +100,7 @@ def _interrupt(signum, frame):
 def main() -> int:
     ensure_env_file()
     os.environ.update(child_environment())
-    platform = Platform(env=dict(os.environ), var=VAR)
+    platform = Platform(env=dict(os.environ), var=VAR, ports=ports())
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()

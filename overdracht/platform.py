@@ -97,6 +97,9 @@ class Platform:
     #: False when the S3 endpoint is someone else's (MinIO in a container, production)
     embedded_object_store: bool = True
 
+    def __post_init__(self) -> None:
+        self.var = self.var.resolve()  # children run in the repository, not in our cwd
+
     def check_ports_free(self) -> None:
         """Fail fast, and say why, when another platform still holds our ports."""
         p = self.ports

@@ -34,7 +34,7 @@ class Infrastructure:
     s3: dict[str, str] | None  # endpoint and keys of an external S3, or None for SeaweedFS
 
 
-def _free_base() -> int:
+def free_port_base() -> int:
     """Six free ports in a row whose SeaweedFS gRPC twins (+10000) are free too."""
     for _ in range(200):
         base = random.randrange(20000, 30000)
@@ -92,7 +92,7 @@ def _containers() -> Iterator[Infrastructure]:
 
 
 @contextlib.contextmanager
-def _local(run_id: str) -> Iterator[Infrastructure]:
+def local_infrastructure(run_id: str) -> Iterator[Infrastructure]:
     """The machine's broker and database server, isolated by a vhost of our own."""
     vhost = f"overdracht-test-{run_id}"
     _rabbitmqctl("add_vhost", vhost)
@@ -120,9 +120,9 @@ def sandbox(var: Path, settings: dict[str, str] | None = None) -> Iterator[Platf
     from overdracht.db import SERVICES_WITH_DATABASE, drop_database
 
     run_id = uuid.uuid4().hex[:8]
-    infrastructure = _containers() if _docker_available() else _local(run_id)
+    infrastructure = _containers() if _docker_available() else local_infrastructure(run_id)
     with infrastructure as infra:
-        ports = Ports.from_base(_free_base())
+        ports = Ports.from_base(free_port_base())
         env = {
             **config.DEFAULTS,
             **generate_secrets(),

@@ -1,0 +1,130 @@
+"""`make run`'s program: starts everything, prints how to log in, stops everything on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+from overdracht.db import SERVICES_WITH_DATABASE, drop_database
+from overdracht.platform import Ports
+from overdracht.sandbox import LOCAL_POSTGRES, free_port_base, local_infrastructure
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below pid, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def start(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "overdracht.devserver"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives `make run`
+    )
+    output, deadline = "", time.monotonic() + 120
+    while "Stoppen: Ctrl-C" not in output:
+        line = process.stdout.readline()
+        assert line or process.poll() is None, output
+        assert time.monotonic() < deadline, output
+        output += line
+    return process, output
+
+
+def ctrl_c(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGINT)  # the terminal signals the whole foreground group
+    process.wait(90)
+    process.stdout.close()
+
+
+def test_make_run_starts_everything_and_ctrl_c_stops_all_of_it(tmp_path):
+    run_id = uuid.uuid4().hex[:8]
+    ports = Ports.from_base(free_port_base())
+    var = tmp_path / "var"
+    with local_infrastructure(run_id) as infra:
+        env = {
+            "PATH": os.environ["PATH"],
+            "OVERDRACHT_PORT_BASE": str(ports.gateway),
+            "OVERDRACHT_ENV_FILE": str(var / "overdracht.env"),
+            "OVERDRACHT_AMQP_URI": infra.amqp_uri,
+            "OVERDRACHT_S3_BUCKET": f"overdracht-run-{run_id}",
+            "OVERDRACHT_SMS_OUTBOX": str(var / "outbox" / "sms.jsonl"),
+            **{
+                f"OVERDRACHT_{s.upper()}_DB": f"{LOCAL_POSTGRES}overdracht_run_{run_id}_{s}"
+                for s in SERVICES_WITH_DATABASE
+            },
+        }
+        try:
+            process, output = start(env, tmp_path)
+            try:
+                assert f"http://127.0.0.1:{ports.gateway}" in output
+                accounts = dict(re.findall(r"^\s+zorgverlener\s+(\S+)\s+(\S+)$", output, re.M))
+                username, password = next(iter(accounts.items()))
+                base = f"http://127.0.0.1:{ports.gateway}/api/v1"
+                challenge = requests.post(
+                    f"{base}/login", json={"username": username, "password": password}, timeout=30
+                ).json()["challenge"]
+                last_sms = (var / "outbox" / "sms.jsonl").read_text().splitlines()[-1]
+                code = re.search(r"\b\d{6}\b", json.loads(last_sms)["body"]).group()
+                token = requests.post(
+                    f"{base}/login/verify", json={"challenge": challenge, "code": code}, timeout=30
+                ).json()["token"]
+                me = requests.get(
+                    f"{base}/me", headers={"Authorization": f"Bearer {token}"}, timeout=30
+                )
+                assert me.json()["username"] == username
+                started = descendants(process.pid)
+                assert len(started) >= 7  # SeaweedFS, five services, the gateway (+ its workers)
+            finally:
+                ctrl_c(process)
+            assert not [pid for pid in started if alive(pid)]
+
+            # a second start reuses the secrets and keeps the data: the same demo accounts
+            process, again = start(env, tmp_path)
+            try:
+                assert (
+                    dict(re.findall(r"^\s+zorgverlener\s+(\S+)\s+(\S+)$", again, re.M)) == accounts
+                )
+                session = requests.get(
+                    f"{base}/me", headers={"Authorization": f"Bearer {token}"}, timeout=30
+                )
+                assert session.status_code == 200  # the session survived the restart
+                restarted = descendants(process.pid)
+            finally:
+                ctrl_c(process)
+            assert not [pid for pid in restarted if alive(pid)]
+        finally:
+            for service in SERVICES_WITH_DATABASE:
+                drop_database(env[f"OVERDRACHT_{service.upper()}_DB"])
