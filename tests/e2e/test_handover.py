@@ -246,3 +246,23 @@ def test_an_overlong_username_is_refused_and_the_audit_log_keeps_going(harness):
     )
     refused = harness.audit(actor="a" * 64, event="provider.login_failed")
     assert [e["detail"]["reason"] for e in refused] == ["too_long"]
+
+
+def test_the_openapi_document_describes_every_call(harness):
+    spec = harness.anonymous().get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    assert set(spec["paths"]) == {
+        "/login",
+        "/login/verify",
+        "/me",
+        "/logout",
+        "/clients/search",
+        "/clients",
+        "/clients/{client_id}/relationship",
+        "/clients/{client_id}/documents",
+        "/documents/{document_id}/content",
+        "/documents/{document_id}",
+        "/audit/events",
+    }
+    types = spec["components"]["schemas"]["Document"]["properties"]["document_type"]["enum"]
+    assert types == list(config.document_types())
