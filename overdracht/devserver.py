@@ -100,7 +100,16 @@ def _interrupt(signum, frame):
 def main() -> int:
     ensure_env_file()
     os.environ.update(child_environment())
-    platform = Platform(env=dict(os.environ), var=VAR, ports=ports())
+    chosen = ports()
+    platform = Platform(
+        env=dict(os.environ),
+        var=VAR,
+        ports=chosen,
+        # an S3 endpoint of its own (MinIO from deploy/docker-compose.yml) needs no SeaweedFS
+        embedded_object_store=(
+            config.get("OVERDRACHT_S3_ENDPOINT") == chosen.settings()["OVERDRACHT_S3_ENDPOINT"]
+        ),
+    )
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
