@@ -9,11 +9,10 @@ from kombu.exceptions import KombuError
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from werkzeug.exceptions import HTTPException
 
-from overdracht.contracts import InvalidInput, OverdrachtError
+from overdracht.contracts import UNAVAILABLE_MESSAGE, InvalidInput, OverdrachtError
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE = "Overdracht is tijdelijk niet bereikbaar. Probeer het later opnieuw."
 INTERNAL = "Er ging iets mis. Probeer het later opnieuw."
 
 
@@ -48,7 +47,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(OSError)
     def unavailable(exc: Exception):
         log.error("service unavailable: %s", type(exc).__name__)
-        return respond(503, "unavailable", UNAVAILABLE)
+        return respond(503, "unavailable", UNAVAILABLE_MESSAGE)
 
     @app.errorhandler(RemoteError)
     def remote_error(exc: RemoteError):

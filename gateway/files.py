@@ -8,7 +8,7 @@ part goes straight on to the documents service, chunk by chunk.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import requests
 from flask import Request
@@ -24,13 +24,13 @@ from werkzeug.sansio.multipart import (
 from overdracht.contracts import (
     TICKET_HEADER,
     InvalidInput,
-    NotFound,
     TooLarge,
     Unavailable,
     error_for_status,
 )
 
 CHUNK = 256 * 1024
+STORE_AWAY = "De documentenopslag is niet bereikbaar."
 TRUNCATED = "Het verzenden is afgebroken; probeer het opnieuw."
 MAX_FIELD_BYTES = 4096
 #: multipart framing and the small fields around the file
@@ -183,18 +183,23 @@ def _send(documents_url: str, grant: dict[str, Any], body: Iterator[bytes]) -> d
             timeout=(5, 300),
         )
     except requests.RequestException as exc:
-        raise Unavailable("De documentenopslag is niet bereikbaar.", "unavailable") from exc
+        raise Unavailable(STORE_AWAY) from exc
     return _answer(response)
 
 
 def _answer(response: requests.Response) -> dict[str, Any]:
     if response.status_code in (200, 201):
         return response.json()
+    _raise_refusal(response)
+
+
+def _raise_refusal(response: requests.Response) -> NoReturn:
+    """Raise the error documents answered with, in the API's error shape."""
     try:
         error = response.json()["error"]
         code, message = error["code"], error["message"]
     except (ValueError, KeyError, TypeError):
-        raise Unavailable("De documentenopslag gaf een fout.", "unavailable") from None
+        raise Unavailable("De documentenopslag gaf een fout.") from None
     raise error_for_status(response.status_code)(message, code)
 
 
@@ -208,10 +213,8 @@ def download(documents_url: str, ticket: str) -> requests.Response:
             timeout=(5, 300),
         )
     except requests.RequestException as exc:
-        raise Unavailable("De documentenopslag is niet bereikbaar.", "unavailable") from exc
+        raise Unavailable(STORE_AWAY) from exc
     if response.status_code != 200:
-        response.close()
-        if response.status_code == 404:
-            raise NotFound("Document niet gevonden.")
-        raise Unavailable("De documentenopslag is niet bereikbaar.", "unavailable")
+        with response:
+            _raise_refusal(response)
     return response

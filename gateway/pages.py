@@ -18,6 +18,7 @@ from flask import (
 )
 
 from gateway import api
+from gateway.errors import respond
 from gateway.session import (
     access_point,
     clear_session_cookie,
@@ -96,7 +97,7 @@ def check_csrf():
 @bp.app_errorhandler(Unauthenticated)
 def to_login(exc: Unauthenticated):
     if request.path.startswith("/api/"):
-        return {"error": {"code": exc.code, "message": exc.message}}, 401
+        return respond(exc.status, exc.code, exc.message)
     flash(exc.message, "error")
     response = redirect(url_for("pages.login"))
     clear_session_cookie(response)

@@ -278,10 +278,16 @@ class RateLimited(OverdrachtError):
     status = 429
 
 
+UNAVAILABLE_MESSAGE = "Overdracht is tijdelijk niet bereikbaar. Probeer het later opnieuw."
+
+
 @deserialize_to_instance
 class Unavailable(OverdrachtError):
     code = "unavailable"
     status = 503
+
+    def __init__(self, message: str = UNAVAILABLE_MESSAGE, code: str | None = None) -> None:
+        super().__init__(message, code)
 
 
 def error_for_status(status: int) -> type[OverdrachtError]:

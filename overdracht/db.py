@@ -115,7 +115,7 @@ class Unit:
 
 def _database_away(exc: Exception) -> Unavailable:
     log.error("database unavailable: %s", type(exc).__name__)
-    return Unavailable("Overdracht is tijdelijk niet bereikbaar. Probeer het later opnieuw.")
+    return Unavailable()
 
 
 def outbox_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 UPLOAD = "upload"
 BAD_TICKET = "Ongeldig of verlopen ticket."
+STORE_AWAY = "De documentenopslag is niet bereikbaar."
 DOWNLOAD = "download"
 
 
@@ -252,7 +253,7 @@ class DocumentsService:
         except Exception as exc:  # noqa: BLE001 - any storage fault: refuse, keep nothing
             log.error("object store refused an upload: %s", type(exc).__name__)
             reader.drain(limit)
-            return _error(Unavailable("De documentenopslag is niet bereikbaar.", "unavailable"))
+            return _error(Unavailable(STORE_AWAY))
         # checked at begin_upload, checked again: a day may have turned since
         if date.fromisoformat(ticket.details["removal_date"]) <= today():
             self.storage.remove(key)
@@ -311,7 +312,7 @@ class DocumentsService:
             body = self.storage.get(document.object_key)
         except Exception as exc:  # noqa: BLE001 - any storage fault is the same to the reader
             log.error("object store refused a download: %s", type(exc).__name__)
-            return _error(Unavailable("De documentenopslag is niet bereikbaar.", "unavailable"))
+            return _error(Unavailable(STORE_AWAY))
         return Response(
             body,
             status=200,
@@ -333,9 +334,7 @@ class DocumentsService:
                 return self.clients.authorize(principal, client_id, action, access_point)
         except eventlet.Timeout:
             log.error("clients did not answer in time")
-            raise Unavailable(
-                "Overdracht is tijdelijk niet bereikbaar. Probeer het later opnieuw."
-            ) from None
+            raise Unavailable() from None
 
     def _current(self, document_id: str) -> Document:
         with self.db.read() as session:
