@@ -51,12 +51,12 @@ def ports() -> Ports:
     return Ports.from_base(int(base)) if base else Ports()
 
 
-def child_environment() -> dict[str, str]:
+def child_environment(chosen: Ports) -> dict[str, str]:
     """Every setting made explicit, so each process sees the same configuration."""
     values = {
         **config.DEFAULTS,
+        **chosen.settings(),
         **config._file_values(),
-        **(ports().settings() if os.environ.get("OVERDRACHT_PORT_BASE") else {}),
         **os.environ,
     }
     return {k: str(v) for k, v in values.items()}
@@ -99,8 +99,8 @@ def _interrupt(signum, frame):
 
 def main() -> int:
     ensure_env_file()
-    os.environ.update(child_environment())
     chosen = ports()
+    os.environ.update(child_environment(chosen))
     platform = Platform(
         env=dict(os.environ),
         var=VAR,

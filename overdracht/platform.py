@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("auth", "clients", "documents", "audit", "retention")
-RPC_SERVICES = SERVICES
 
 
 def generate_secrets() -> dict[str, str]:
@@ -104,11 +103,10 @@ class Platform:
         """Fail fast, and say why, when another platform still holds our ports."""
         p = self.ports
         for port in (p.gateway, p.documents, p.s3, p.master, p.volume, p.filer):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    raise RuntimeError(
-                        f"port {port} is in use: is Overdracht (or SeaweedFS) already running?"
-                    )
+            if port_in_use(port):
+                raise RuntimeError(
+                    f"port {port} is in use: is Overdracht (or SeaweedFS) already running?"
+                )
 
     # --- object store ---------------------------------------------------------------------
 
@@ -168,7 +166,7 @@ class Platform:
             log=(self.log_dir or self.var / "log") / "seaweedfs.log",  # it is chatty
         )
         wait_for(
-            lambda: self.check_alive() or _http_answers(f"http://127.0.0.1:{p.s3}/"),
+            lambda: self.check_alive() or 200 <= _http_status(f"http://127.0.0.1:{p.s3}/") < 500,
             "SeaweedFS S3",
             60,
         )
@@ -228,10 +226,11 @@ class Platform:
                 "gateway.wsgi:app",
             ],
         )
-        wait_for(lambda: self._rpc_queues_ready(), "the services", 60)
+        wait_for(self._rpc_queues_ready, "the services", 60)
         wait_for(
             lambda: (
-                self.check_alive() or _http_ok(f"http://127.0.0.1:{self.ports.gateway}/healthz")
+                self.check_alive()
+                or _http_status(f"http://127.0.0.1:{self.ports.gateway}/healthz") == 200
             ),
             "the gateway",
             60,
@@ -241,7 +240,7 @@ class Platform:
         self.check_alive()
         connection = pika.BlockingConnection(pika.URLParameters(self.env["OVERDRACHT_AMQP_URI"]))
         try:
-            for service in RPC_SERVICES:
+            for service in SERVICES:
                 channel = connection.channel()
                 try:
                     result = channel.queue_declare(f"rpc-{service}", passive=True)
@@ -317,18 +316,17 @@ def _signal(process: subprocess.Popen, sig: int) -> None:
         os.killpg(process.pid, sig)
 
 
-def _http_answers(url: str) -> bool:
+def _http_status(url: str) -> int:
+    """The status url answers with; 0 when nothing answers."""
     try:
-        return requests.get(url, timeout=2).status_code < 500
+        return requests.get(url, timeout=2).status_code
     except requests.RequestException:
-        return False
+        return 0
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _quietly(action) -> bool:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from overdracht import config
-from overdracht.platform import Platform, Ports, generate_secrets, running
+from overdracht.platform import Platform, Ports, generate_secrets, port_in_use, running
 
 LOCAL_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 LOCAL_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
@@ -39,14 +39,9 @@ def free_port_base() -> int:
     for _ in range(200):
         base = random.randrange(20000, 30000)
         ports = [p for b in range(base, base + 6) for p in (b, b + 10000)]
-        if all(_port_free(p) for p in ports):
+        if not any(port_in_use(p) for p in ports):
             return base
     raise RuntimeError("no free ports for the test platform")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def _docker_available() -> bool:

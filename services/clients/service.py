@@ -141,7 +141,6 @@ class ClientsService:
                         )
                     )
         except IntegrityError:  # the same client, added at the same moment by someone else
-            existing = None
             self.db.record(self._conflict_event(who, access_point, None))
             raise Conflict(CLIENT_EXISTS, "client_exists") from None
         if limited:
