@@ -84,14 +84,30 @@ def _log_in(page: Page, harness: Harness, account: Account) -> None:
     expect(_profile(page, "Rol")).to_contain_text(account.role.capitalize())
 
 
-def _download(page: Page, filename: str, saved: Path) -> tuple[str, bytes]:
-    """Click the document's link; the browser saves the attachment, we read it back."""
+def _check_document(
+    page: Page,
+    filename: str,
+    document_type: str,
+    uploader: str,
+    removal_date: str,
+    body: bytes,
+    folder: Path,
+) -> None:
+    """Its row in the list says what it is; the browser saves the same bytes as were placed."""
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=filename))
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(document_type)
+    expect(row).to_contain_text(uploader)
+    expect(row.locator(f"time[datetime='{removal_date}']")).to_be_visible()
+
     with page.expect_download() as info:
         page.get_by_role("link", name=filename, exact=True).click()
     download = info.value
     assert download.failure() is None
+    assert download.suggested_filename == filename
+    saved = folder / f"download-{len(list(folder.iterdir()))}.pdf"
     download.save_as(saved)
-    return download.suggested_filename, saved.read_bytes()
+    assert saved.read_bytes() == body
 
 
 @pytest.mark.browser
@@ -141,15 +157,9 @@ def test_handover_in_the_browser(harness: Harness, browser: Browser, tmp_path: P
 
         expect(page.get_by_role("status")).to_contain_text("Het document is geplaatst")
         page.screenshot(path=SCREENSHOT, full_page=True)
-        row = page.get_by_role("row").filter(has=page.get_by_role("link", name=upload.name))
-        expect(row).to_have_count(1)
-        expect(row).to_contain_text(document_type)
-        expect(row).to_contain_text(provider_a.full_name)
-        expect(row.locator(f"time[datetime='{removal_date}']")).to_be_visible()
-
-        filename, downloaded = _download(page, upload.name, tmp_path / "door-a.pdf")
-        assert filename == upload.name
-        assert downloaded == body
+        _check_document(
+            page, upload.name, document_type, provider_a.full_name, removal_date, body, tmp_path
+        )
 
         page.get_by_role("button", name="Uitloggen").click()
         expect(page.get_by_role("status")).to_contain_text("U bent uitgelogd")
@@ -172,13 +182,8 @@ def test_handover_in_the_browser(harness: Harness, browser: Browser, tmp_path: P
         found.get_by_role("button", name="Naam klopt").click()
 
         expect(page.get_by_role("heading", name=f"Documenten van {maiden_name}")).to_be_visible()
-        row = page.get_by_role("row").filter(has=page.get_by_role("link", name=upload.name))
-        expect(row).to_contain_text(document_type)
-        expect(row).to_contain_text(provider_a.full_name)
-        expect(row.locator(f"time[datetime='{removal_date}']")).to_be_visible()
-
-        filename, downloaded = _download(page, upload.name, tmp_path / "door-b.pdf")
-        assert filename == upload.name
-        assert downloaded == body
+        _check_document(
+            page, upload.name, document_type, provider_a.full_name, removal_date, body, tmp_path
+        )
     finally:
         context.close()

@@ -202,43 +202,23 @@ def test_check_envelope_refuses_a_missing_field(field):
         check_envelope(event)
 
 
-def test_check_envelope_refuses_an_unknown_event():
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("event", "document.shredded", "unknown event"),
+        ("occurred_at", datetime.now(UTC).replace(tzinfo=None).isoformat(), "UTC offset"),
+        ("occurred_at", "gisteren", None),
+        ("event_id", "42", None),
+        ("actor", "verlos-anna", "actor"),
+        ("subject", "x" * 65, "subject"),
+        ("actor", {"type": "anonymous", "username": "a" * 65}, "actor.username"),
+    ],
+)
+def test_check_envelope_refuses_a_bad_field(field, value, match):
     event = make_event(DOCUMENT_UPLOADED, actor=PRINCIPAL.actor())
-    event["event"] = "document.shredded"
+    event[field] = value
 
-    with pytest.raises(ValueError, match="unknown event"):
-        check_envelope(event)
-
-
-def test_check_envelope_refuses_a_naive_timestamp():
-    event = make_event(DOCUMENT_UPLOADED, actor=PRINCIPAL.actor())
-    event["occurred_at"] = datetime.now(UTC).replace(tzinfo=None).isoformat()
-
-    with pytest.raises(ValueError, match="UTC offset"):
-        check_envelope(event)
-
-
-def test_check_envelope_refuses_a_timestamp_that_is_no_date():
-    event = make_event(DOCUMENT_UPLOADED, actor=PRINCIPAL.actor())
-    event["occurred_at"] = "gisteren"
-
-    with pytest.raises(ValueError):
-        check_envelope(event)
-
-
-def test_check_envelope_refuses_an_event_id_that_is_no_uuid():
-    event = make_event(DOCUMENT_UPLOADED, actor=PRINCIPAL.actor())
-    event["event_id"] = "42"
-
-    with pytest.raises(ValueError):
-        check_envelope(event)
-
-
-def test_check_envelope_refuses_an_actor_that_is_no_object():
-    event = make_event(DOCUMENT_UPLOADED, actor=PRINCIPAL.actor())
-    event["actor"] = "verlos-anna"
-
-    with pytest.raises(ValueError, match="actor"):
+    with pytest.raises(ValueError, match=match):
         check_envelope(event)
 
 
