@@ -34,7 +34,8 @@ def valid_bsn() -> str:
 
 
 def mobile() -> str:
-    return f"06{random.randrange(10**8):08d}"
+    """A random Dutch mobile number: 061-065 and 068 (060, 066 pagers, 067 and 069 are not)."""
+    return f"06{random.choice('123458')}{random.randrange(10**7):07d}"
 
 
 def pdf(size: int = 2048) -> bytes:

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import phonenumbers
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from overdracht.contracts import (
     InvalidInput,
     make_event,
 )
+from overdracht.names import ONE_SCRIPT_MESSAGE, normalized, one_script
 from services.auth.models import Provider
 
 PROFESSIONS = ("verloskundige", "gynaecoloog", "kraamverzorgende", "arts", "verpleegkundige")
@@ -27,11 +29,42 @@ MAX_PASSWORD = 128
 hasher = PasswordHasher()
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^(\+31|0)[1-9][0-9]{8}$")
+#: how a mobile number may be typed: digits, spaces, dashes, brackets, one leading +
+_PHONE_TYPED = re.compile(r"\+?[0-9]+")
+PHONE_MESSAGE = "Ongeldig mobiel nummer: een Nederlands 06-nummer (0612345678 of +31 6 ...)."
 
 
 def normalize_username(username: Any) -> str:
     return str(username or "").strip().lower()
+
+
+def full_name(value: Any) -> str:
+    """NFC, whitespace collapsed; no compatibility forms (fullwidth, 𝐀…), no mixed scripts."""
+    name = normalized(value)
+    if not 2 <= len(name) <= 200:
+        raise InvalidInput("Volledige naam ontbreekt.", "invalid_full_name")
+    if not one_script(name):
+        raise InvalidInput(f"Volledige naam: {ONE_SCRIPT_MESSAGE}", "invalid_full_name")
+    return name
+
+
+def mobile_phone(value: Any) -> str:
+    """A Dutch mobile number (phonenumbers' metadata), stored as 06 and 8 digits."""
+    typed = re.sub(r"[\s\-()]", "", str(value or ""))
+    if not _PHONE_TYPED.fullmatch(typed):
+        raise InvalidInput(PHONE_MESSAGE, "invalid_phone")
+    try:
+        number = phonenumbers.parse(typed, "NL")
+    except phonenumbers.NumberParseException:
+        raise InvalidInput(PHONE_MESSAGE, "invalid_phone") from None
+    national = "0" + phonenumbers.national_significant_number(number)
+    if (
+        not phonenumbers.is_valid_number_for_region(number, "NL")
+        or phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE
+        or len(national) != 10
+    ):
+        raise InvalidInput(PHONE_MESSAGE, "invalid_phone")
+    return national
 
 
 def check_password(password: str) -> None:
@@ -52,15 +85,11 @@ def register(
         raise InvalidInput(
             "Gebruikersnaam: 2-64 tekens, letters, cijfers, . _ of -.", "invalid_username"
         )
-    full_name = str(data.get("full_name") or "").strip()
-    if not 2 <= len(full_name) <= 200:
-        raise InvalidInput("Volledige naam ontbreekt.", "invalid_full_name")
+    name = full_name(data.get("full_name"))
     email = str(data.get("email") or "").strip()
     if not _EMAIL.match(email):
         raise InvalidInput("Ongeldig e-mailadres.", "invalid_email")
-    phone = re.sub(r"[\s-]", "", str(data.get("phone") or ""))
-    if not _PHONE.match(phone):
-        raise InvalidInput("Ongeldig mobiel nummer (10 cijfers of +31...).", "invalid_phone")
+    phone = mobile_phone(data.get("phone"))
     region = str(data.get("region") or "").strip()
     if not 1 <= len(region) <= 100:
         raise InvalidInput("Regio ontbreekt.", "invalid_region")
@@ -79,7 +108,7 @@ def register(
 
     provider = Provider(
         username=username,
-        full_name=full_name,
+        full_name=name,
         email=email,
         phone=phone,
         region=region,

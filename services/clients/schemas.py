@@ -8,13 +8,18 @@ import re
 from datetime import date, timedelta
 from typing import Any
 
+import phonenumbers
 from stdnum.exceptions import ValidationError
 from stdnum.nl import bsn as stdnum_bsn
 
 from overdracht.contracts import InvalidInput
+from overdracht.names import ONE_SCRIPT_MESSAGE, normalized, one_script
 from overdracht.timezone import today
 
 _NAME = re.compile(r"^[^\W\d_]+(?:[ '\-][^\W\d_]+)*$")
+#: how a phone number may be typed: digits, spaces, dashes, brackets, one leading +
+_PHONE_TYPED = re.compile(r"\+?[0-9]+")
+PHONE_MESSAGE = "Telefoonnummer: geen geldig Nederlands nummer van 10 cijfers (zoals 0612345678)."
 
 
 def parse_date(value: Any, field: str, label: str) -> date:
@@ -55,20 +60,31 @@ def bsn(value: Any) -> str:
 
 
 def phone(value: Any) -> str:
-    digits = re.sub(r"[\s\-()]", "", str(value))
-    if digits.startswith("+31"):
-        digits = "0" + digits[3:]
-    if not re.fullmatch(r"0[0-9]{9}", digits):
-        raise InvalidInput("Telefoonnummer moet 10 cijfers hebben.", "invalid_phone")
-    return digits
+    """A valid Dutch number (phonenumbers' metadata), in the national 10-digit form: 06…, 020…
+
+    Stored hashes are of exactly this form, so +31 6…, 0031 6… and 06-… all find her.
+    """
+    typed = re.sub(r"[\s\-()]", "", str(value or ""))
+    if not _PHONE_TYPED.fullmatch(typed):
+        raise InvalidInput(PHONE_MESSAGE, "invalid_phone")
+    try:
+        number = phonenumbers.parse(typed, "NL")
+    except phonenumbers.NumberParseException:
+        raise InvalidInput(PHONE_MESSAGE, "invalid_phone") from None
+    national = "0" + phonenumbers.national_significant_number(number)
+    if not phonenumbers.is_valid_number_for_region(number, "NL") or len(national) != 10:
+        raise InvalidInput(PHONE_MESSAGE, "invalid_phone")
+    return national
 
 
 def maiden_name(value: Any) -> str:
-    name = " ".join(str(value or "").split())
+    name = normalized(value)
     if not name:
         raise InvalidInput("Meisjesnaam ontbreekt.", "missing_maiden_name")
     if len(name) > 100 or not _NAME.match(name):
         raise InvalidInput("Meisjesnaam: alleen letters, spatie, - of '.", "invalid_maiden_name")
+    if not one_script(name):
+        raise InvalidInput(f"Meisjesnaam: {ONE_SCRIPT_MESSAGE}", "invalid_maiden_name")
     return name
 
 

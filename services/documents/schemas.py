@@ -12,6 +12,18 @@ from overdracht.contracts import InvalidInput
 from overdracht.timezone import today
 
 _UNSAFE = re.compile(r"[^\w .()+-]", re.UNICODE)
+#: what follows a name's last dot counts as its extension when it looks like one
+_EXTENSION = re.compile(r"[A-Za-z0-9]{1,8}")
+MAX_FILENAME = 200
+
+#: per allowed content type: the extensions that name it, the canonical one (as filetype's) first
+EXTENSIONS = {
+    "application/pdf": ("pdf",),
+    "image/png": ("png",),
+    "image/jpeg": ("jpg", "jpeg", "jpe"),
+    "image/tiff": ("tif", "tiff"),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ("docx",),
+}
 
 
 def document_type(value: Any) -> str:
@@ -70,7 +82,27 @@ def filename(value: Any) -> str:
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
     name = _UNSAFE.sub("_", name).strip(" .")
-    if len(name) > 200:
+    if len(name) > MAX_FILENAME:
         stem, dot, ext = name.rpartition(".")
-        name = (stem[:190] + dot + ext[:9]) if dot else name[:200]
+        name = (stem[:190] + dot + ext[:9]) if dot else name[:MAX_FILENAME]
     return name or "document"
+
+
+def filename_for(name: str, content_type: str | None) -> str:
+    """A sanitised name whose extension says what the bytes are, whatever the sender called it.
+
+    An extension of the detected type's family is kept as typed (scan.JPG, foto.jpeg); any
+    other is replaced (x.html of a PDF is x.pdf); a name without one gets the canonical one.
+    A type without known extensions leaves the name as it is.
+    """
+    allowed = EXTENSIONS.get(content_type or "")
+    if not allowed:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem and _EXTENSION.fullmatch(ext) and not ext.isdigit():
+        if ext.lower() in allowed:
+            return name
+    else:
+        stem = name  # no extension: "verslag", "Echo 20.5 weken", "versie.2024"
+    suffix = "." + allowed[0]
+    return (stem[: MAX_FILENAME - len(suffix)].rstrip(" .") or "document") + suffix

@@ -265,7 +265,7 @@ class DocumentsService:
             id=ticket.document_id,
             client_id=ticket.client_id,
             document_type=details["document_type"],
-            filename=details["filename"],
+            filename=schemas.filename_for(details["filename"], kind),
             content_type=kind,
             size=reader.size,
             sha256=reader.sha256.hexdigest(),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import uuid
 from datetime import date, timedelta
 
 import pytest
 
-from tests.support import in_weeks, pdf, valid_bsn
+from tests.support import PASSWORD, Account, in_weeks, mobile, pdf, valid_bsn
 
 MiB = 1024 * 1024
 
@@ -37,6 +39,9 @@ def client(harness, provider):
         ({"birth_date": "1990-01-01", "bsn": "123456789"}, "invalid_bsn"),
         ({"birth_date": "1990-01-01", "phone": "061234567"}, "invalid_phone"),
         ({"birth_date": "1990-01-01", "phone": "06123456789"}, "invalid_phone"),
+        ({"birth_date": "1990-01-01", "phone": "0612"}, "invalid_phone"),
+        ({"birth_date": "1990-01-01", "phone": "0000000000"}, "invalid_phone"),
+        ({"birth_date": "1990-01-01", "phone": "+1 202 555 0100"}, "invalid_phone"),
         ({"bsn": "111222333"}, "missing_birth_date"),
         ({"birth_date": "1990-02-30", "bsn": "111222333"}, "invalid_birth_date"),
         ({"birth_date": "1990-01-01"}, "missing_bsn_or_phone"),
@@ -45,6 +50,30 @@ def client(harness, provider):
 def test_bad_searches_are_refused(harness, provider, criteria, code):
     error = error_of(provider.post("/clients/search", json=criteria), 422)
     assert error["code"] == code
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 60000,  # under the 64 KiB cap on small bodies: the parser would reach it
+        '{"birth_date": ' + "[" * 30000 + "]" * 30000 + "}",
+        '{"a":' * 10000 + "1" + "}" * 10000,
+    ],
+)
+@pytest.mark.parametrize("path", ["/login", "/login/verify", "/clients/search", "/clients"])
+def test_json_nested_thousands_deep_is_a_400_not_a_500(harness, provider, path, text):
+    api = provider if path.startswith("/clients") else harness.anonymous()
+    response = api.post(path, data=text, headers={"Content-Type": "application/json"})
+
+    assert error_of(response, 400)["code"] == "malformed_request"
+
+
+def test_json_over_the_small_body_cap_is_a_413(provider):
+    response = provider.post(
+        "/clients/search", data="[" * 100000, headers={"Content-Type": "application/json"}
+    )
+
+    assert error_of(response, 413)
 
 
 def test_a_malformed_json_body_is_a_400(provider):
@@ -62,9 +91,14 @@ def test_a_malformed_json_body_is_a_400(provider):
     [
         ({"bsn": "123456789"}, "invalid_bsn"),
         ({"phone": "12345"}, "invalid_phone"),
+        ({"phone": "0000000000"}, "invalid_phone"),
+        ({"phone": "0670123456"}, "invalid_phone"),  # ten digits, no such number range
         ({"birth_date": ""}, "missing_birth_date"),
         ({"maiden_name": ""}, "missing_maiden_name"),
         ({"maiden_name": "Jansen <script>"}, "invalid_maiden_name"),
+        ({"maiden_name": "J\u0430nsen"}, "invalid_maiden_name"),  # Cyrillic а
+        ({"maiden_name": "\uff2a\uff41\uff4e\uff53\uff45\uff4e"}, "invalid_maiden_name"),
+        ({"maiden_name": "\U0001d409\U0001d41a\U0001d427\U0001d42c"}, "invalid_maiden_name"),
     ],
 )
 def test_a_bad_new_client_is_refused_and_not_created(harness, provider, change, code):
@@ -112,6 +146,152 @@ def test_bad_document_metadata_is_refused_and_nothing_stored(
     )
     assert error_of(response, 422)["code"] == code
     assert provider.get(f"/clients/{client['id']}/documents").json()["documents"] == before
+
+
+@pytest.mark.parametrize(
+    ("maiden_name", "stored"),
+    [
+        ("van der Berg", "van der Berg"),
+        ("D'Ancona", "D'Ancona"),
+        ("Smit-Jansen", "Smit-Jansen"),
+        ("Bront\u00eb-S\u00f8ndergaard", "Brontë-Søndergaard"),
+        ("Bronte\u0308", "Brontë"),  # typed decomposed, stored composed (NFC)
+    ],
+)
+def test_a_name_in_one_script_is_accepted_and_stored_composed(provider, maiden_name, stored):
+    data = {"maiden_name": maiden_name, "birth_date": "1991-06-02", "bsn": valid_bsn()}
+    created = provider.post("/clients", json={**data, "phone": mobile()})
+
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == stored
+    found = provider.post(
+        "/clients/search", json={"birth_date": data["birth_date"], "bsn": data["bsn"]}
+    )
+    assert found.json()["results"] == [{"id": created.json()["id"], "name": stored}]
+
+
+def test_a_refused_name_is_explained_in_dutch(provider):
+    data = {"maiden_name": "J\u0430nsen", "birth_date": "1991-06-02", "bsn": valid_bsn()}
+    response = provider.post("/clients", json={**data, "phone": mobile()})
+
+    error = error_of(response, 422)
+    assert error["code"] == "invalid_maiden_name"
+    assert "één schrift" in error["message"]
+
+
+def test_a_client_is_found_by_her_phone_however_it_is_typed(provider):
+    national = f"06{random.choice('123458')}{random.randrange(10**7):07d}"
+    spaced = f"+31 6 {national[2:6]} {national[6:]}"
+    data = {"maiden_name": "de Groot", "birth_date": "1988-09-21", "bsn": valid_bsn()}
+    assert provider.post("/clients", json={**data, "phone": spaced}).status_code == 201
+
+    for typed in (
+        national,
+        f"00316{national[2:]}",
+        f"06-{national[2:]}",
+        f"+31 (0)6 {national[2:]}",
+    ):
+        found = provider.post(
+            "/clients/search", json={"birth_date": data["birth_date"], "phone": typed}
+        )
+        assert [r["name"] for r in found.json()["results"]] == ["de Groot"], typed
+
+
+def test_a_provider_typed_with_plus_31_gets_her_sms_on_the_national_number(harness):
+    from overdracht.cli import add_provider
+
+    national = mobile()
+    username = f"intl-{uuid.uuid4().hex[:8]}"
+    account = Account(
+        username=username,
+        password=PASSWORD,
+        phone=national,
+        role="coordinator",
+        region="Regio Noord",
+        full_name="Anna de Wit",
+        email=f"{username}@example.nl",
+    )
+    created = add_provider(
+        {
+            "username": username,
+            "full_name": account.full_name,
+            "email": account.email,
+            "phone": f"+31 6 {national[2:6]} {national[6:]}",
+            "region": account.region,
+            "role": account.role,
+            "password": PASSWORD,
+        },
+        {"type": "operator", "via": "tests"},
+    )
+    assert created["phone"] == national
+
+    api = harness.login(account)  # reads the code sent to the national form
+    assert api.get("/me").json()["phone"] == national
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"phone": "020-1234567"}, "invalid_phone"),  # no mobile: no SMS code
+        ({"phone": "0661234567"}, "invalid_phone"),  # a pager
+        ({"full_name": "\u0410nna de Wit"}, "invalid_full_name"),  # Cyrillic А
+        ({"full_name": "\uff21nna de Wit"}, "invalid_full_name"),  # fullwidth Ａ
+    ],
+)
+def test_a_provider_without_a_dutch_mobile_or_with_a_mixed_name_is_not_registered(
+    harness, change, code
+):
+    from overdracht.cli import add_provider
+    from overdracht.contracts import InvalidInput
+
+    username = f"bad-{uuid.uuid4().hex[:8]}"
+    data = {
+        "username": username,
+        "full_name": "Anna de Wit",
+        "email": f"{username}@example.nl",
+        "phone": mobile(),
+        "region": "Regio Noord",
+        "role": "coordinator",
+        "password": PASSWORD,
+        **change,
+    }
+    with pytest.raises(InvalidInput) as caught:
+        add_provider(data, {"type": "operator", "via": "tests"})
+    assert caught.value.code == code
+    login = harness.anonymous().post("/login", json={"username": username, "password": PASSWORD})
+    assert login.status_code != 200
+
+
+def _uploaded(harness, provider, client_id, body, filename):
+    response = harness.upload(provider, client_id, body, filename=filename)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + bytes(64)
+
+
+@pytest.mark.parametrize(
+    ("body", "sent_as", "stored"),
+    [
+        (pdf(), "x.html", "x.pdf"),
+        (pdf(), "verslag", "verslag.pdf"),
+        (JPEG, "scan.JPG", "scan.JPG"),
+        (JPEG, "scan.png", "scan.jpg"),
+    ],
+    ids=["pdf-as-html", "pdf-without-extension", "jpeg-as-JPG", "jpeg-as-png"],
+)
+def test_a_stored_filename_has_the_extension_of_its_bytes(harness, provider, body, sent_as, stored):
+    owner = harness.new_client(provider)
+    document = _uploaded(harness, provider, owner["id"], body, sent_as)
+    assert document["filename"] == stored
+
+    listed = provider.get(f"/clients/{owner['id']}/documents").json()["documents"]
+    assert [d["filename"] for d in listed] == [stored]
+    download = provider.get(f"/documents/{document['id']}/content")
+    assert download.status_code == 200
+    assert download.content == body
+    assert f'filename="{stored}"' in download.headers["Content-Disposition"]
 
 
 def test_a_file_that_is_not_an_allowed_type_is_refused(provider, client, harness):

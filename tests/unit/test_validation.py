@@ -10,6 +10,7 @@ import pytest
 from overdracht import config
 from overdracht.contracts import InvalidInput
 from overdracht.timezone import today
+from services.auth import accounts
 from services.clients import schemas as clients
 from services.documents import schemas as documents
 
@@ -86,14 +87,25 @@ def test_random_elfproef_numbers_are_accepted_and_a_changed_digit_is_not():
         "06 1234 5678",
         "(06) 12345678",
         "+31 6 1234 5678",
+        "0031612345678",
+        "0031 6 12345678",
+        "+31 (0)6 12345678",
     ],
 )
 def test_a_dutch_phone_number_is_normalised_to_ten_digits(typed):
     assert clients.phone(typed) == "0612345678"
 
 
-def test_a_landline_number_is_kept():
-    assert clients.phone("020-1234567") == "0201234567"
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("020-1234567", "0201234567"),  # Amsterdam
+        ("+31 50 123 4567", "0501234567"),  # Groningen
+        ("0031 85 123 4567", "0851234567"),  # VoIP
+    ],
+)
+def test_a_landline_number_is_kept(typed, stored):
+    assert clients.phone(typed) == stored
 
 
 @pytest.mark.parametrize(
@@ -112,6 +124,218 @@ def test_a_landline_number_is_kept():
 )
 def test_a_phone_number_without_ten_digits_is_refused(typed):
     assert _code(clients.phone, typed) == "invalid_phone"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "0612",
+        "0000000000",  # ten digits, no such number
+        "0612345678x",  # phonenumbers reads the x as an extension
+        "tel:+31-6-12345678",
+        "06\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668",  # Arabic-Indic digits
+        "0601234567",  # 060 is no number range
+        "0800-1234",  # a service number, no 10-digit form
+        "0900-1234567",
+        "+1 202 555 0100",  # valid, but not Dutch
+        "+44 7911 123456",
+        "+599 7 123 4567",  # Caribbean Netherlands: +599, not +31
+    ],
+)
+def test_a_phone_number_that_is_no_valid_dutch_number_is_refused(typed):
+    with pytest.raises(InvalidInput) as caught:
+        clients.phone(typed)
+
+    assert caught.value.code == "invalid_phone"
+    assert "Nederlands" in caught.value.message
+
+
+# --- names -----------------------------------------------------------------------------
+
+MIXED_OR_SPECIAL_NAMES = [
+    "J\u0430nsen",  # Cyrillic а among Latin letters
+    "\u0412akker",  # Cyrillic В
+    "\u0391nna",  # Greek Alpha
+    "de V\u0456sser",  # Cyrillic і
+    "\uff2a\uff41\uff4e\uff53\uff45\uff4e",  # fullwidth Ｊａｎｓｅｎ
+    "J\uff41nsen",  # one fullwidth letter
+    "\U0001d409\U0001d41a\U0001d427\U0001d42c\U0001d41e\U0001d427",  # mathematical bold
+    "\U0001d4d9ansen",  # one mathematical script letter
+    "\ufb01nke",  # the fi ligature
+    "Jan\u017fen",  # long s
+]
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "Jansen",
+        "van der Berg",
+        "D'Ancona",
+        "Smit-Jansen",
+        "Özdemir",
+        "Müller-Lüdenscheidt",
+        "Brontë",
+        "Søndergaard",
+        "Weiß",
+        "Łukasiewicz",
+        "Иванова",  # one script, not Latin
+        "Παπαδοπούλου",
+    ],
+)
+def test_a_name_in_one_script_is_accepted(typed):
+    assert clients.maiden_name(typed) == typed
+    assert accounts.full_name(typed) == typed
+
+
+def test_a_name_is_stored_composed_nfc():
+    decomposed = "Jose\u0301 Brønte\u0308"  # e + combining acute, e + combining diaeresis
+
+    assert clients.maiden_name(decomposed) == "José Brøntë"
+    assert accounts.full_name(decomposed) == "José Brøntë"
+
+
+@pytest.mark.parametrize("typed", MIXED_OR_SPECIAL_NAMES)
+def test_a_maiden_name_mixing_scripts_or_special_letter_forms_is_refused(typed):
+    with pytest.raises(InvalidInput) as caught:
+        clients.maiden_name(typed)
+
+    assert caught.value.code == "invalid_maiden_name"
+    assert "één schrift" in caught.value.message
+
+
+@pytest.mark.parametrize("typed", MIXED_OR_SPECIAL_NAMES)
+def test_a_full_name_mixing_scripts_or_special_letter_forms_is_refused(typed):
+    with pytest.raises(InvalidInput) as caught:
+        accounts.full_name(typed)
+
+    assert caught.value.code == "invalid_full_name"
+    assert "één schrift" in caught.value.message
+
+
+def test_a_full_name_may_hold_digits_and_punctuation_of_any_script():
+    assert accounts.full_name("  Test   Zorgverlener 3f2a ") == "Test Zorgverlener 3f2a"
+    assert accounts.full_name("dr. A.B. de Wit (verloskundige)") == (
+        "dr. A.B. de Wit (verloskundige)"
+    )
+
+
+@pytest.mark.parametrize("typed", ["", None, "A", "   "])
+def test_a_missing_full_name_is_refused(typed):
+    assert _code(accounts.full_name, typed) == "invalid_full_name"
+
+
+@pytest.mark.parametrize("typed", ["Jansen <script>", "Jansen2", "J@nsen"])
+def test_a_maiden_name_with_other_characters_is_still_refused(typed):
+    assert _code(clients.maiden_name, typed) == "invalid_maiden_name"
+
+
+# --- the provider's mobile number ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "0612345678",
+        "06-12345678",
+        "06 1234 5678",
+        "+31612345678",
+        "+31 6 1234 5678",
+        "0031612345678",
+    ],
+)
+def test_a_dutch_mobile_number_is_stored_as_06_and_eight_digits(typed):
+    assert accounts.mobile_phone(typed) == "0612345678"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "0201234567",  # a landline gets no SMS
+        "+31 20 123 4567",
+        "0661234567",  # 066: pagers
+        "0671234567",  # 067: no such range
+        "0601234567",
+        "061234567",
+        "06123456789",
+        "0000000000",
+        "+32 470 12 34 56",  # a Belgian mobile
+        "06-1234567a",
+        "",
+        None,
+    ],
+)
+def test_a_number_that_is_no_dutch_mobile_is_refused_for_a_provider(typed):
+    with pytest.raises(InvalidInput) as caught:
+        accounts.mobile_phone(typed)
+
+    assert caught.value.code == "invalid_phone"
+    assert "mobiel" in caught.value.message
+
+
+def test_the_test_helper_makes_mobile_numbers_the_validation_accepts():
+    from tests.support import mobile
+
+    for _ in range(500):
+        number = mobile()
+        assert accounts.mobile_phone(number) == number
+        assert clients.phone(number) == number
+
+
+class _Session:
+    """Just enough of a SQLAlchemy session for register(): no user yet, flush gives an id."""
+
+    def __init__(self) -> None:
+        self.added = []
+
+    def scalar(self, statement):
+        return None
+
+    def add(self, row) -> None:
+        self.added.append(row)
+
+    def flush(self) -> None:
+        import uuid
+
+        for row in self.added:
+            row.id = row.id or uuid.uuid4()
+
+
+def _registration(**change):
+    return {
+        "username": "anna",
+        "full_name": "Anna de Wit",
+        "email": "anna@example.nl",
+        "phone": "06-12345678",
+        "region": "Regio Noord",
+        "role": "coordinator",
+        "password": "een lang genoeg wachtwoord",
+        **change,
+    }
+
+
+def test_register_stores_the_mobile_number_national_and_the_name_composed():
+    provider, _ = accounts.register(
+        _Session(),
+        _registration(phone="+31 6 1234 5678", full_name="Anna de Wi\u0301t"),
+        {"type": "operator"},
+    )
+
+    assert provider.phone == "0612345678"
+    assert provider.full_name == "Anna de Wít"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"full_name": "\u0410nna de Wit"}, "invalid_full_name"),  # Cyrillic А
+        ({"full_name": "\uff21nna de Wit"}, "invalid_full_name"),  # fullwidth Ａ
+        ({"phone": "020-1234567"}, "invalid_phone"),
+        ({"phone": "0661234567"}, "invalid_phone"),
+    ],
+)
+def test_register_refuses_mixed_names_and_numbers_that_are_no_mobile(change, code):
+    assert _code(accounts.register, _Session(), _registration(**change), {}) == code
 
 
 # --- birth date ------------------------------------------------------------------------
@@ -381,3 +605,153 @@ def test_a_long_filename_at_the_limit_is_kept_whole():
     given = "c" * 196 + ".pdf"
 
     assert documents.filename(given) == given
+
+
+# --- filename and content type ---------------------------------------------------------
+
+PDF = "application/pdf"
+JPEG = "image/jpeg"
+TIFF = "image/tiff"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@pytest.mark.parametrize(
+    ("given", "content_type", "stored"),
+    [
+        ("x.html", PDF, "x.pdf"),  # the bytes decide, not the name
+        ("x.exe", "image/png", "x.png"),
+        ("brief.doc", DOCX, "brief.docx"),
+        ("scan.png", TIFF, "scan.tif"),
+        ("foto.pdf", JPEG, "foto.jpg"),
+        ("verslag", PDF, "verslag.pdf"),  # no extension: the canonical one is added
+        ("document", DOCX, "document.docx"),
+        ("Echo 20.5 weken", PDF, "Echo 20.5 weken.pdf"),  # "5 weken" is no extension
+        ("versie.2024", PDF, "versie.2024.pdf"),
+    ],
+)
+def test_a_filename_gets_the_extension_of_the_detected_content_type(given, content_type, stored):
+    assert documents.filename_for(given, content_type) == stored
+
+
+@pytest.mark.parametrize(
+    ("given", "content_type"),
+    [
+        ("kaart.pdf", PDF),
+        ("kaart.PDF", PDF),
+        ("scan.JPG", JPEG),  # any case, either spelling of the JPEG family
+        ("scan.jpeg", JPEG),
+        ("scan.Jpe", JPEG),
+        ("scan.tiff", TIFF),
+        ("scan.TIF", TIFF),
+        ("brief.docx", DOCX),
+    ],
+)
+def test_a_filename_whose_extension_already_fits_is_kept(given, content_type):
+    assert documents.filename_for(given, content_type) == given
+
+
+def test_every_allowed_content_type_has_extensions():
+    assert set(documents.EXTENSIONS) == config.content_types()
+
+
+def test_a_content_type_without_known_extensions_leaves_the_name():
+    assert documents.filename_for("plaatje.png", "image/gif") == "plaatje.png"
+    assert documents.filename_for("plaatje.png", None) == "plaatje.png"
+
+
+def test_a_changed_extension_keeps_the_name_within_200_characters():
+    long_name = documents.filename("a" * 300 + ".html")
+    stored = documents.filename_for(long_name, DOCX)
+
+    assert len(stored) <= 200
+    assert stored == "a" * 190 + ".docx"
+    no_extension = documents.filename_for("b" * 200, DOCX)
+    assert no_extension == "b" * 195 + ".docx"
+
+
+# --- JSON bodies -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def gateway():
+    """The API blueprint and the error handlers, no services: body() refuses before any call."""
+    from flask import Flask
+
+    from gateway import api, errors
+
+    app = Flask("test")
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # as create_app sets it
+    app.register_blueprint(api.bp)
+    errors.register(app)
+    return app
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 60000,
+        "[" * 5000 + "]" * 5000,
+        '{"a":' * 5000 + "1" + "}" * 5000,
+        '{"username": ' + "[" * 1000 + "]" * 1000 + "}",
+    ],
+)
+def test_json_nested_thousands_deep_is_a_400_in_the_api_error_shape(gateway, text):
+    response = gateway.test_client().post(
+        "/api/v1/login", data=text, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": {"code": "malformed_request", "message": "De JSON in de body is te diep genest."}
+    }
+
+
+def test_json_nested_within_the_limit_is_read(gateway):
+    from gateway import api
+
+    nested = "[" * 30 + "]" * 30
+    text = f'{{"a": {nested}, "b": "[[[[{{{{{{{{\\"[[[[", "c": "{"[" * 5000}"}}'
+    with gateway.test_request_context(data=text, content_type="application/json"):
+        data = api.body()
+
+    assert data["a"] == json_nested(29)
+    assert data["c"] == "[" * 5000
+
+
+def json_nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("text", "deep"),
+    [
+        ("[" * 33, True),
+        ("[" * 32 + "]" * 32, False),
+        ("[" * 32 + "]" + "[" + "]" * 32, False),  # depth goes down again
+        ('["' + "[" * 100 + '"]', False),  # brackets in a string do not count
+        ('["\\"' + "[" * 100 + '"]', False),  # nor after an escaped quote
+        ('["\\\\"' + ", " + "[" * 100, True),  # an escaped backslash ends no string
+        ('{"a":' * 33, True),
+    ],
+)
+def test_too_deep_counts_nesting_outside_strings(text, deep):
+    from gateway import api
+
+    assert api.too_deep(text.encode(), 32) is deep
+
+
+def test_a_recursion_error_from_the_parser_is_a_malformed_request(gateway, monkeypatch):
+    """Should the count ever miss a nesting, the parser's RecursionError is still a 400."""
+    from gateway import api
+
+    monkeypatch.setattr(api, "too_deep", lambda raw, limit: False)
+    text = "[" * 60000
+    response = gateway.test_client().post(
+        "/api/v1/login", data=text, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "malformed_request"
