@@ -57,6 +57,14 @@ def append(session: Session, envelope: dict[str, Any]) -> bool:
     return True
 
 
+def head(session: Session) -> tuple[int, str]:
+    """The newest record's seq and hash; (0, GENESIS) while the chain is empty."""
+    last = session.execute(
+        sa.select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
+    ).first()
+    return (last.seq, last.hash) if last else (0, GENESIS)
+
+
 def verify(session: Session, batch: int = 1000) -> dict[str, Any]:
     """Walk the whole chain; report the first record whose hash or link does not hold."""
     prev, after, count = GENESIS, 0, 0
