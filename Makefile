@@ -37,5 +37,6 @@ browser:                      ## Debian's Chromium for the Playwright test (need
 constraints:                  ## re-pin every transitive dependency after changing pyproject
 	$(PY) -m pip freeze --exclude-editable > constraints.txt
 
-clean:                        ## remove the virtualenv and all local state (var/)
+clean:                        ## remove all local state: broker vhost and users, databases, var/, .venv/
+	test ! -x $(PY) || $(PY) -m overdracht.devserver clean
 	rm -rf $(VENV) var

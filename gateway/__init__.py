@@ -16,7 +16,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=config.get("OVERDRACHT_SECRET_KEY"),
-        AMQP_URI=config.get("OVERDRACHT_AMQP_URI"),
+        NAMEKO=config.nameko_config("gateway"),
+        CALLER_KEY=config.caller_private_key("gateway"),
         RPC_TIMEOUT=float(config.get("OVERDRACHT_RPC_TIMEOUT")),
         RPC_POOL_SIZE=config.get_int("OVERDRACHT_RPC_POOL_SIZE"),
         DOCUMENTS_URL=config.get("OVERDRACHT_DOCUMENTS_URL").rstrip("/"),
@@ -35,7 +36,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     if app.config["TRUSTED_PROXIES"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"], x_proto=1)
     app.extensions["rpc"] = RpcPool(
-        app.config["AMQP_URI"], app.config["RPC_POOL_SIZE"], app.config["RPC_TIMEOUT"]
+        app.config["NAMEKO"], app.config["RPC_POOL_SIZE"], app.config["RPC_TIMEOUT"]
     )
 
     from gateway import api, errors, pages

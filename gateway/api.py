@@ -22,6 +22,7 @@ from gateway.errors import MalformedRequest
 from gateway.openapi import spec
 from gateway.session import (
     access_point,
+    caller_token,
     clear_session_cookie,
     current,
     principal,
@@ -34,12 +35,48 @@ from overdracht.contracts import OverdrachtError
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
+#: deeper than any body the API reads; Python's JSON parser recurses per level and fails deep down
+MAX_JSON_DEPTH = 32
+
+
 def body() -> dict[str, Any]:
     """The request's JSON object, or a 400 in the API's error shape."""
-    data = request.get_json(silent=True)
+    if request.is_json and too_deep(request.get_data(cache=True), MAX_JSON_DEPTH):
+        raise MalformedRequest("De JSON in de body is te diep genest.")
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # should the count above ever miss a nesting
+        raise MalformedRequest("De JSON in de body is te diep genest.") from None
     if not isinstance(data, dict):
         raise MalformedRequest("De body moet een JSON-object zijn.")
     return data
+
+
+def too_deep(raw: bytes, limit: int) -> bool:
+    """Whether the JSON text nests arrays and objects more than limit deep (strings skipped).
+
+    Exact for UTF-8, where '"', '\\', '[' and '{' never occur inside another character.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
 
 
 @bp.get("/openapi.json")
@@ -51,7 +88,9 @@ def openapi():
 def login():
     data = body()
     with services() as rpc:
-        result = rpc.auth.start_login(data.get("username"), data.get("password"), access_point())
+        result = rpc.auth.start_login(
+            caller_token(), data.get("username"), data.get("password"), access_point()
+        )
     return jsonify(result)
 
 
@@ -59,7 +98,9 @@ def login():
 def login_verify():
     data = body()
     with services() as rpc:
-        result = rpc.auth.verify_login(data.get("challenge"), data.get("code"), access_point())
+        result = rpc.auth.verify_login(
+            caller_token(), data.get("challenge"), data.get("code"), access_point()
+        )
     response = jsonify(token=result["token"])
     set_session_cookie(response, result["token"])
     return response
@@ -73,7 +114,7 @@ def me():
 @bp.post("/logout")
 def logout():
     with services() as rpc:
-        rpc.auth.logout(session_token(), access_point())
+        rpc.auth.logout(caller_token(), session_token(), access_point())
     response = Response(status=204)
     clear_session_cookie(response)
     return response

@@ -21,6 +21,7 @@ from gateway import api
 from gateway.errors import respond
 from gateway.session import (
     access_point,
+    caller_token,
     clear_session_cookie,
     csrf_ok,
     csrf_token,
@@ -120,7 +121,10 @@ def login():
         try:
             with services() as rpc:
                 result = rpc.auth.start_login(
-                    request.form.get("username"), request.form.get("password"), access_point()
+                    caller_token(),
+                    request.form.get("username"),
+                    request.form.get("password"),
+                    access_point(),
                 )
         except (Unauthenticated, InvalidInput) as exc:
             flash(exc.message, "error")
@@ -139,7 +143,9 @@ def login_code():
         session.pop("challenge", None)
         try:
             with services() as rpc:
-                result = rpc.auth.verify_login(challenge, request.form.get("code"), access_point())
+                result = rpc.auth.verify_login(
+                    caller_token(), challenge, request.form.get("code"), access_point()
+                )
         except Unauthenticated as exc:
             flash(exc.message, "error")
             return redirect(url_for("pages.login"))
@@ -152,7 +158,7 @@ def login_code():
 @bp.post("/uitloggen")
 def logout():
     with services() as rpc:
-        rpc.auth.logout(session_token(), access_point())
+        rpc.auth.logout(caller_token(), session_token(), access_point())
     flash("U bent uitgelogd.", "info")
     response = redirect(url_for("pages.login"))
     clear_session_cookie(response)

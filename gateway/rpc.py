@@ -11,7 +11,10 @@ from typing import Any
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from overdracht.bus import use_provisioned_topology
 from overdracht.contracts import OverdrachtError
+
+use_provisioned_topology()
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +23,8 @@ _ANSWERED = (OverdrachtError, RemoteError)
 
 
 class RpcPool:
-    def __init__(self, amqp_uri: str, size: int, timeout: float) -> None:
-        self._config = {"AMQP_URI": amqp_uri}
+    def __init__(self, nameko_config: dict[str, Any], size: int, timeout: float) -> None:
+        self._config = nameko_config
         self._timeout = timeout
         self._idle: queue.LifoQueue[tuple[ClusterRpcProxy, Any]] = queue.LifoQueue(maxsize=size)
 

@@ -1,19 +1,66 @@
-"""Declare the event topology before any service publishes.
+"""The message bus as a security boundary: its topology, its users and what each may do.
 
-nameko's EventDispatcher drops an event no queue is bound for yet; our publishers use
-`mandatory` and would fail instead. Declaring every exchange, durable queue and binding
-up front (with the same arguments nameko uses, or RabbitMQ refuses the redeclaration)
-means every event has somewhere to go from the first second.
+The platform owns one RabbitMQ vhost. Every component has a broker user of its own, and
+provisioning (a definitions file, applied by `rabbitmqctl import_definitions`, or by
+`make run` in development) declares every exchange, durable queue and binding up front.
+The components themselves declare only their private reply queues: they hold no
+configure permission on anything shared, so none can delete, redeclare or rebind it.
+
+Least privilege, per component (regexes on names, plus topic permissions on routing keys):
+- it consumes only its own RPC queue and its own reply queues;
+- it publishes RPC requests only for the methods it calls, and replies (routing keys that
+  are reply-queue UUIDs); it binds nothing to the RPC exchange but its reply UUIDs, so no
+  one can bind `#` and read other calls;
+- it publishes events only on its own event exchange, only its own event names;
+- only audit consumes the event queues.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import re
+import secrets
+import shutil
+import subprocess
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
 import pika
+from kombu import Exchange
+from nameko import rpc as nameko_rpc
+from nameko.constants import RPC_EXCHANGE_CONFIG_KEY
 
 from overdracht.contracts import EVENT_SOURCES
 
+RPC_EXCHANGE = "nameko-rpc"
 #: The audit service consumes every event of every publishing service.
 AUDIT_SERVICE = "audit"
+#: Services with an RPC queue, in the order `make run` starts them.
+SERVICES = ("auth", "clients", "documents", "audit", "retention")
+#: Every component with a broker user: the services, the gateway and the `overdracht` CLI.
+COMPONENTS = ("gateway", *SERVICES, "cli")
+
+#: Who may call what over RPC: anything not listed here the broker refuses to route.
+CALLS: dict[str, dict[str, tuple[str, ...]]] = {
+    "gateway": {
+        "auth": ("start_login", "verify_login", "authenticate", "logout"),
+        "clients": ("search", "create", "declare_relationship"),
+        "documents": ("begin_upload", "list", "begin_download", "delete"),
+        "audit": ("query",),
+    },
+    "documents": {"clients": ("authorize",)},
+    "retention": {
+        "documents": ("expire_due", "clients_with_documents"),
+        "clients": ("deletion_candidates", "delete_clients"),
+    },
+    "cli": {"retention": ("sweep",)},
+}
+
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+#: nameko's standalone proxies (gateway, CLI) name their reply queues after this
+_STANDALONE = "standalone_rpc_proxy"
 
 
 def audit_handler(source: str) -> str:
@@ -26,16 +73,217 @@ def audit_queue(source: str) -> str:
     return f"evt-{source}-#--{AUDIT_SERVICE}.{audit_handler(source)}"
 
 
-def declare_topology(amqp_uri: str) -> None:
-    """Idempotently declare the exchanges, queues and bindings events travel through."""
+def event_exchange(source: str) -> str:
+    return f"{source}.events"
+
+
+# --- who is who on the bus --------------------------------------------------------------
+
+
+def uri_parts(amqp_uri: str) -> tuple[str, str, str]:
+    """(user, password, vhost) of an AMQP URI."""
+    parts = urlsplit(amqp_uri)
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    return unquote(parts.username or ""), unquote(parts.password or ""), vhost
+
+
+def component_uri(host: str, user: str, password: str, vhost: str, scheme: str = "amqp") -> str:
+    user, password, vhost = (quote(x, safe="") for x in (user, password, vhost))
+    return f"{scheme}://{user}:{password}@{host}/{vhost}"
+
+
+def generate_uris(prefix: str, vhost: str, host: str = "127.0.0.1:5672") -> dict[str, str]:
+    """OVERDRACHT_<COMPONENT>_AMQP_URI for every component, each with a fresh password."""
+    return {
+        f"OVERDRACHT_{c.upper()}_AMQP_URI": component_uri(
+            host, f"{prefix}{c}", secrets.token_urlsafe(24), vhost
+        )
+        for c in COMPONENTS
+    }
+
+
+# --- the definitions file ---------------------------------------------------------------
+
+
+def password_hash(password: str) -> str:
+    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
+    salt = secrets.token_bytes(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def _any(names: list[str]) -> str:
+    return "^(" + "|".join(names) + ")$" if names else "^$"
+
+
+def _reply_queue(component: str) -> str:
+    owner = component if component in SERVICES else _STANDALONE
+    return rf"rpc\.reply-{re.escape(owner)}-{_UUID}"
+
+
+def _permissions(component: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """Resource permissions (configure, write, read) and topic permissions of one component."""
+    calls = CALLS.get(component, {})
+    serves = component in SERVICES
+    publishes = component in EVENT_SOURCES
+    reply_queue = [_reply_queue(component)] if calls else []
+    write = ([re.escape(RPC_EXCHANGE)] if calls or serves else []) + reply_queue
+    read = list(reply_queue) + ([re.escape(RPC_EXCHANGE)] if calls else [])
+    if serves:
+        read.append(re.escape(f"rpc-{component}"))
+    if publishes:
+        write.append(re.escape(event_exchange(component)))
+    if component == AUDIT_SERVICE:
+        read += [re.escape(audit_queue(source)) for source in EVENT_SOURCES]
+    resource = {"configure": _any(reply_queue), "write": _any(write), "read": _any(read)}
+
+    rpc_keys = [re.escape(f"{s}.{m}") for s, methods in calls.items() for m in methods]
+    topics = [
+        {
+            "exchange": RPC_EXCHANGE,
+            # requests it may make, and replies (to reply-queue UUIDs) if it serves calls
+            "write": _any(rpc_keys + ([_UUID] if serves else [])),
+            # the only bindings it may make: its own reply queues' UUIDs, never a wildcard
+            "read": _any([_UUID] if calls else []),
+        }
+    ]
+    if publishes:
+        names = [re.escape(n) for n in EVENT_SOURCES[component]]
+        topics.append({"exchange": event_exchange(component), "write": _any(names), "read": "^$"})
+    return resource, topics
+
+
+def topology(vhost: str) -> dict[str, list[dict[str, Any]]]:
+    """Exchanges, durable queues and bindings, as RabbitMQ's definitions format has them."""
+    exchange = {"vhost": vhost, "type": "topic", "durable": True, "auto_delete": False}
+    exchanges = [{"name": RPC_EXCHANGE, **exchange, "internal": False, "arguments": {}}]
+    queues, bindings = [], []
+
+    def bind(source: str, queue: str, key: str) -> None:
+        queues.append(
+            {"name": queue, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": {}}
+        )
+        bindings.append(
+            {
+                "source": source,
+                "vhost": vhost,
+                "destination": queue,
+                "destination_type": "queue",
+                "routing_key": key,
+                "arguments": {},
+            }
+        )
+
+    for service in SERVICES:
+        bind(RPC_EXCHANGE, f"rpc-{service}", f"{service}.*")
+    for source in EVENT_SOURCES:
+        exchanges.append(
+            {"name": event_exchange(source), **exchange, "internal": False, "arguments": {}}
+        )
+        bind(event_exchange(source), audit_queue(source), "#")
+    return {"exchanges": exchanges, "queues": queues, "bindings": bindings}
+
+
+def definitions(uris: dict[str, str]) -> dict[str, Any]:
+    """The definitions file for these component URIs: vhost, users, permissions, topology.
+
+    uris maps each component to its AMQP URI; every URI names the same vhost.
+    """
+    vhosts = {uri_parts(uri)[2] for uri in uris.values()}
+    if len(vhosts) != 1:
+        raise ValueError("every component must use the same vhost")
+    (vhost,) = vhosts
+    users, permissions, topic_permissions = [], [], []
+    for component in COMPONENTS:
+        user, password, _ = uri_parts(uris[component])
+        if not user or not password:
+            raise ValueError(f"the {component} AMQP URI needs a user and a password")
+        users.append(
+            {
+                "name": user,
+                "password_hash": password_hash(password),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": [],
+            }
+        )
+        resource, topics = _permissions(component)
+        permissions.append({"user": user, "vhost": vhost, **resource})
+        topic_permissions += [{"user": user, "vhost": vhost, **t} for t in topics]
+    return {
+        "users": users,
+        "vhosts": [{"name": vhost}],
+        "permissions": permissions,
+        "topic_permissions": topic_permissions,
+        **topology(vhost),
+    }
+
+
+def configured_uris() -> dict[str, str]:
+    """Each component's URI from the configuration."""
+    from overdracht import config
+
+    return {c: config.amqp_uri(c) for c in COMPONENTS}
+
+
+# --- applying it on this machine (development and tests) ---------------------------------
+
+
+def rabbitmqctl(
+    *args: str, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess:
+    command = shutil.which("rabbitmqctl")
+    if command is None:
+        raise RuntimeError("rabbitmqctl not found: a local RabbitMQ is needed (see README)")
+    return subprocess.run(  # noqa: S603 - our own arguments
+        [command, "-q", *args],
+        input=stdin,
+        check=check,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def apply_definitions(defs: dict[str, Any]) -> None:
+    """Import definitions into the local broker, as ops does in production (no file on disk)."""
+    result = rabbitmqctl(
+        "import_definitions", "--format", "json", stdin=json.dumps(defs), check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl import_definitions failed: {result.stderr.strip()}")
+
+
+def remove_definitions(uris: dict[str, str]) -> None:
+    """Delete the vhost and the component users these URIs name."""
+    vhosts = {uri_parts(uri)[2] for uri in uris.values()}
+    for vhost in vhosts - {"/"}:
+        rabbitmqctl("delete_vhost", vhost, check=False)
+    for uri in uris.values():
+        rabbitmqctl("delete_user", uri_parts(uri)[0], check=False)
+
+
+def queue_consumers(amqp_uri: str, queue: str) -> int:
+    """Consumers of a queue (passive declare, which needs no configure permission)."""
     connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
     try:
-        channel = connection.channel()
-        for source in EVENT_SOURCES:
-            exchange = f"{source}.events"
-            channel.exchange_declare(exchange, exchange_type="topic", durable=True)
-            queue = audit_queue(source)
-            channel.queue_declare(queue, durable=True)
-            channel.queue_bind(queue, exchange, routing_key="#")
+        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
     finally:
         connection.close()
+
+
+# --- nameko on a provisioned bus ----------------------------------------------------------
+
+
+def _provisioned_rpc_exchange(config: dict[str, Any]) -> Exchange:
+    """nameko-rpc, declared by provisioning: used by components, never (re)declared by them."""
+    name = config.get(RPC_EXCHANGE_CONFIG_KEY, RPC_EXCHANGE)
+    return Exchange(name, durable=True, type="topic", no_declare=True)
+
+
+def use_provisioned_topology() -> None:
+    """Make nameko use the declared exchanges instead of declaring them.
+
+    Declaring an exchange, even one that exists, needs configure permission on it, and
+    configure also allows deleting it. nameko builds its RPC exchange in one function;
+    replacing that function keeps every component from needing the permission.
+    """
+    nameko_rpc.get_rpc_exchange = _provisioned_rpc_exchange

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from overdracht import config
-from overdracht.contracts import ROLES, OverdrachtError
+from overdracht.contracts import ROLES, OverdrachtError, sign_system_token
 from overdracht.db import make_engine, outbox_rows
 
 
@@ -59,11 +59,17 @@ def _provider_add(args: argparse.Namespace) -> int:
 
 
 def _rpc(service: str, method: str, *args: Any) -> Any:
+    """Call a service as the operator: the CLI's broker user, the operator's signed token."""
     from nameko.standalone.rpc import ClusterRpcProxy
 
+    from overdracht.bus import use_provisioned_topology
+    from overdracht.identity import OPERATOR
+
+    use_provisioned_topology()
+    token = sign_system_token(OPERATOR, config.caller_private_key(OPERATOR))
     timeout = float(config.get("OVERDRACHT_RPC_TIMEOUT")) * 20
-    with ClusterRpcProxy({"AMQP_URI": config.get("OVERDRACHT_AMQP_URI")}, timeout=timeout) as rpc:
-        return getattr(getattr(rpc, service), method)(*args)
+    with ClusterRpcProxy(config.nameko_config("cli"), timeout=timeout) as rpc:
+        return getattr(getattr(rpc, service), method)(token, *args)
 
 
 def _retention_sweep(args: argparse.Namespace) -> int:
@@ -78,26 +84,53 @@ def _retention_sweep(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from services.audit.chain import verify
+    from services.audit.checkpoints import file_store, verify_against
 
+    try:
+        public_key = config.audit_checkpoint_public_key()
+    except RuntimeError as exc:  # unset: without it no checkpoint can be trusted
+        print(f"fout: {exc}", file=sys.stderr)
+        return 2
     engine = make_engine(config.database_url("audit"), poolclass=sa.pool.NullPool)
     try:
         with Session(engine) as session:
-            result = verify(session)
+            result = verify_against(session, file_store(), public_key)
+    except OSError as exc:
+        print(f"fout: de checkpoints zijn niet te lezen: {exc}", file=sys.stderr)
+        return 2
     finally:
         engine.dispose()
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0 if result["ok"] else 1
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from overdracht.bus import declare_topology
-    from overdracht.db import SERVICES_WITH_DATABASE, migrate
+    from overdracht.db import migrate
+    from overdracht.provision import SERVICES_WITH_DATABASE
 
-    declare_topology(config.get("OVERDRACHT_AMQP_URI"))
     for service in SERVICES_WITH_DATABASE:
         migrate(service)
         print(f"{service}: up to date")
+    return 0
+
+
+def _bus_definitions(args: argparse.Namespace) -> int:
+    from overdracht.bus import configured_uris, definitions
+
+    print(json.dumps(definitions(configured_uris()), indent=2))
+    return 0
+
+
+def _db_setup_sql(args: argparse.Namespace) -> int:
+    from overdracht.provision import setup_sql
+
+    print(
+        setup_sql(
+            config.database_url(args.service),
+            config.database_owner_url(args.service),
+            config.get("OVERDRACHT_POSTGRES_ADMIN_URL"),
+        )
+    )
     return 0
 
 
@@ -129,8 +162,24 @@ def parser() -> argparse.ArgumentParser:
     verify = audit_cmds.add_parser("verify", help="check the audit log's hash chain")
     verify.set_defaults(run=_audit_verify)
 
-    migrate = areas.add_parser("migrate", help="declare the bus topology, migrate every database")
+    migrate = areas.add_parser("migrate", help="migrate every database (as its owner role)")
     migrate.set_defaults(run=_migrate)
+
+    bus = areas.add_parser("bus", help="the message bus")
+    bus_cmds = bus.add_subparsers(dest="command", required=True)
+    defs = bus_cmds.add_parser(
+        "definitions",
+        help="RabbitMQ definitions (vhost, users, permissions, topology) for the configured URIs",
+    )
+    defs.set_defaults(run=_bus_definitions)
+
+    db = areas.add_parser("db", help="the databases")
+    db_cmds = db.add_subparsers(dest="command", required=True)
+    setup = db_cmds.add_parser(
+        "setup-sql", help="SQL that creates a service's roles and database (review, then run)"
+    )
+    setup.add_argument("service", choices=("auth", "clients", "documents", "audit"))
+    setup.set_defaults(run=_db_setup_sql)
     return top
 
 

@@ -8,8 +8,10 @@ variables win over it. Production sets the environment and has no such file.
 from __future__ import annotations
 
 import os
+import ssl
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -27,13 +29,7 @@ DEFAULT_DOCUMENT_TYPES = (
 
 DEFAULTS = {
     "OVERDRACHT_ENV": "development",
-    "OVERDRACHT_AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/",
-    "OVERDRACHT_AUTH_DB": "postgresql+psycopg2://postgres@127.0.0.1:5432/overdracht_auth",
-    "OVERDRACHT_CLIENTS_DB": "postgresql+psycopg2://postgres@127.0.0.1:5432/overdracht_clients",
-    "OVERDRACHT_DOCUMENTS_DB": (
-        "postgresql+psycopg2://postgres@127.0.0.1:5432/overdracht_documents"
-    ),
-    "OVERDRACHT_AUDIT_DB": "postgresql+psycopg2://postgres@127.0.0.1:5432/overdracht_audit",
+    "OVERDRACHT_POSTGRES_ADMIN_URL": "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
     "OVERDRACHT_DB_POOL_SIZE": "10",
     "OVERDRACHT_S3_ENDPOINT": "127.0.0.1:8333",
     "OVERDRACHT_S3_SECURE": "false",
@@ -65,6 +61,13 @@ DEFAULTS = {
     "OVERDRACHT_RETENTION_INTERVAL_SECONDS": "3600",
     "OVERDRACHT_CLIENT_GRACE_DAYS": "1",
     "OVERDRACHT_OUTBOX_RELAY_SECONDS": "2",
+    "OVERDRACHT_AUDIT_CHECKPOINT_SECONDS": "60",
+    "OVERDRACHT_AUDIT_CHECKPOINT_DIR": "var/audit-checkpoints",
+    "OVERDRACHT_AMQP_CA_FILE": "",
+    "OVERDRACHT_AMQP_CERT_FILE": "",
+    "OVERDRACHT_AMQP_KEY_FILE": "",
+    "OVERDRACHT_BUS_USER_PREFIX": "overdracht-",
+    "OVERDRACHT_MAX_EVENT_BYTES": "16384",
 }
 
 #: Secrets have no default: `make run` generates them, production must set them.
@@ -73,6 +76,12 @@ SECRETS = (
     "OVERDRACHT_PRINCIPAL_PUBLIC_KEY",
     "OVERDRACHT_SYSTEM_PRIVATE_KEY",
     "OVERDRACHT_SYSTEM_PUBLIC_KEY",
+    "OVERDRACHT_AUDIT_CHECKPOINT_PRIVATE_KEY",
+    "OVERDRACHT_AUDIT_CHECKPOINT_PUBLIC_KEY",
+    "OVERDRACHT_GATEWAY_PRIVATE_KEY",
+    "OVERDRACHT_GATEWAY_PUBLIC_KEY",
+    "OVERDRACHT_OPERATOR_PRIVATE_KEY",
+    "OVERDRACHT_OPERATOR_PUBLIC_KEY",
     "OVERDRACHT_PEPPER",
     "OVERDRACHT_SECRET_KEY",
     "OVERDRACHT_S3_ACCESS_KEY",
@@ -144,5 +153,60 @@ def system_public_key() -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(bytes.fromhex(get("OVERDRACHT_SYSTEM_PUBLIC_KEY")))
 
 
+def audit_checkpoint_private_key() -> Ed25519PrivateKey:
+    """Signs the audit chain's checkpoints; only the audit service holds it."""
+    return Ed25519PrivateKey.from_private_bytes(
+        bytes.fromhex(get("OVERDRACHT_AUDIT_CHECKPOINT_PRIVATE_KEY"))
+    )
+
+
+def audit_checkpoint_public_key() -> Ed25519PublicKey:
+    """Checks the audit chain's checkpoints (`overdracht audit verify`)."""
+    return Ed25519PublicKey.from_public_bytes(
+        bytes.fromhex(get("OVERDRACHT_AUDIT_CHECKPOINT_PUBLIC_KEY"))
+    )
+
+
+def caller_private_key(caller: str) -> Ed25519PrivateKey:
+    """The key a caller without a principal (gateway, operator) signs its RPC calls with."""
+    return Ed25519PrivateKey.from_private_bytes(
+        bytes.fromhex(get(f"OVERDRACHT_{caller.upper()}_PRIVATE_KEY"))
+    )
+
+
+def caller_public_key(caller: str) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(
+        bytes.fromhex(get(f"OVERDRACHT_{caller.upper()}_PUBLIC_KEY"))
+    )
+
+
 def database_url(service: str) -> str:
+    """The service's runtime URL: its own role, which can use its tables but not alter them."""
     return get(f"OVERDRACHT_{service.upper()}_DB")
+
+
+def database_owner_url(service: str) -> str:
+    """The URL migrations run with: the role that owns the service's database and schema."""
+    return get(f"OVERDRACHT_{service.upper()}_OWNER_DB")
+
+
+def amqp_uri(component: str) -> str:
+    """A component's broker URI: its own user, the platform's vhost."""
+    return get(f"OVERDRACHT_{component.upper()}_AMQP_URI")
+
+
+def amqp_ssl() -> dict[str, Any] | None:
+    """TLS options for amqps:// (nameko's AMQP_SSL); None for plain AMQP."""
+    ca_file = get("OVERDRACHT_AMQP_CA_FILE")
+    if not ca_file:
+        return None
+    options: dict[str, Any] = {"ca_certs": ca_file, "cert_reqs": ssl.CERT_REQUIRED}
+    if get("OVERDRACHT_AMQP_CERT_FILE"):
+        options["certfile"] = get("OVERDRACHT_AMQP_CERT_FILE")
+        options["keyfile"] = get("OVERDRACHT_AMQP_KEY_FILE")
+    return options
+
+
+def nameko_config(component: str) -> dict[str, Any]:
+    """What a standalone nameko proxy needs to talk as this component."""
+    return {"AMQP_URI": amqp_uri(component), "AMQP_SSL": amqp_ssl(), "serializer": "json"}

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from overdracht import config
+from overdracht.bus import uri_parts
 from overdracht.contracts import Unavailable
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,12 @@ class Database(DependencyProvider):
         if self.outbox is not None:
             self.exchange = get_event_exchange(self.service, self.container.config)
             # mandatory: an event no queue is bound for is an error, not a silent drop
+            amqp_uri = self.container.config["AMQP_URI"]
+            # user_id is checked by the broker against our login: audit trusts it as the sender
+            self.sender = uri_parts(amqp_uri)[0]
             self.publisher = Publisher(
-                self.container.config["AMQP_URI"],
+                amqp_uri,
+                ssl=self.container.config.get("AMQP_SSL"),
                 use_confirms=True,
                 mandatory=True,
                 retry=True,
@@ -183,13 +188,18 @@ class Database(DependencyProvider):
     def publish(self, events: list[dict[str, Any]]) -> None:
         """Publish with confirms, then drop the outbox rows of what the broker took."""
         for event in events:
-            self.publisher.publish(event, exchange=self.exchange, routing_key=event["event"])
+            self._publish(event)
         with self.sessionmaker.begin() as session:
             session.execute(
                 sa.delete(self.outbox).where(
                     self.outbox.c.event_id.in_([e["event_id"] for e in events])
                 )
             )
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        self.publisher.publish(
+            event, exchange=self.exchange, routing_key=event["event"], user_id=self.sender
+        )
 
     def mark_not_shown(self, events: list[dict[str, Any]]) -> None:
         """A read refused for want of a confirm: the relay must not record it as shown."""
@@ -221,9 +231,7 @@ class Database(DependencyProvider):
                 .with_for_update(skip_locked=True)
             ).all()
             for (payload,) in rows:
-                self.publisher.publish(
-                    payload, exchange=self.exchange, routing_key=payload["event"]
-                )
+                self._publish(payload)
             if rows:
                 session.execute(
                     sa.delete(self.outbox).where(
@@ -243,8 +251,6 @@ class Database(DependencyProvider):
 
 
 # --- migrations ------------------------------------------------------------------------
-
-SERVICES_WITH_DATABASE = ("auth", "clients", "documents", "audit")
 
 
 def migrations_dir(service: str) -> Path:
@@ -276,24 +282,30 @@ def drop_database(url: str) -> None:
         admin.dispose()
 
 
-def migrate(service: str) -> None:
-    """Create the service's database if needed and bring it to the newest revision."""
+def migrate(service: str, url: str | None = None) -> None:
+    """Bring the service's database to the newest revision as its owner; grant the runtime role.
+
+    url, when given, is a database to migrate as is (a throw-away test database).
+    """
     from alembic import command
     from alembic.config import Config
 
-    url = config.database_url(service)
-    create_database(url)
+    from overdracht.provision import grant_runtime
+
+    owner = url or config.database_owner_url(service)
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir(service)))
-    cfg.attributes["url"] = url
+    cfg.attributes["url"] = owner
     command.upgrade(cfg, "head")
+    if url is None:
+        grant_runtime(service, owner, config.database_url(service))
 
 
 def run_alembic_env(metadata: sa.MetaData) -> None:
     """Body of every service's migrations/env.py."""
     from alembic import context
 
-    url = context.config.attributes.get("url") or config.database_url(
+    url = context.config.attributes.get("url") or config.database_owner_url(
         Path(context.config.get_main_option("script_location")).parent.name
     )
     engine = make_engine(url, poolclass=sa.pool.NullPool)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from overdracht import config
+from overdracht import config, provision
 from overdracht.platform import Platform, Ports, generate_secrets, running
 
 VAR = Path("var")
@@ -26,14 +26,20 @@ DEMO_ACCOUNTS = (
 )
 
 
-def ensure_env_file() -> None:
-    """Generate development secrets once; later runs reuse them (and so keep the data).
+def stack() -> str:
+    """The name of this development platform's vhost, broker users, databases and roles."""
+    return os.environ.get("OVERDRACHT_DEV_STACK", "overdracht")
 
-    A file from an older version gets the secrets it lacks appended.
+
+def ensure_env_file() -> None:
+    """Generate development secrets and credentials once; later runs reuse them (and the data).
+
+    A file from an older version gets the settings it lacks appended.
     """
     path = config.env_file()
     have = set(dotenv_values(path)) if path.exists() else set()
-    missing = {k: v for k, v in generate_secrets().items() if k not in have}
+    generated = {**generate_secrets(), **provision.generate(stack())}
+    missing = {k: v for k, v in generated.items() if k not in have}
     if not missing:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +81,7 @@ def ensure_demo_accounts() -> str:
                     "username": username,
                     "full_name": name,
                     "email": f"{username}@example.nl",
-                    "phone": f"06{secrets.randbelow(10**8):08d}",
+                    "phone": f"06{secrets.choice('123458')}{secrets.randbelow(10**7):07d}",
                     "region": region,
                     "role": role,
                     "profession": profession,
@@ -97,7 +103,18 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def clean() -> int:
+    """`make clean`: remove what `make run` provisioned outside var/ (broker and databases)."""
+    if not config.env_file().exists():
+        return 0
+    provision.remove({**config.DEFAULTS, **config._file_values(), **os.environ})
+    print("Overdracht: vhost, broker users, databases and roles verwijderd.", flush=True)
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["clean"]:
+        return clean()
     ensure_env_file()
     chosen = ports()
     os.environ.update(child_environment(chosen))

@@ -1,7 +1,64 @@
-"""nameko's rpc entrypoint, told which errors are the caller's: logged as expected, not as bugs."""
+"""nameko's entrypoints, adapted to a provisioned bus with a user per component.
 
-from nameko.rpc import rpc as _rpc
+- `rpc`: the caller's errors are logged as expected, not as bugs; the service's RPC queue
+  and its binding come from provisioning, so the service needs no right to declare them.
+- `event_handler`: consumes a provisioned event queue and hands the handler the sender
+  the broker validated (the message's `user_id`) and the message's size, so the audit
+  service can refuse what the owner of an event name did not publish.
+"""
 
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from nameko.events import SERVICE_POOL, EventHandler
+from nameko.exceptions import ContainerBeingKilled
+from nameko.rpc import Rpc, RpcConsumer
+
+from overdracht.bus import use_provisioned_topology
 from overdracht.contracts import OverdrachtError
 
-rpc = _rpc(expected_exceptions=(OverdrachtError,))
+use_provisioned_topology()
+
+
+class ProvisionedRpcConsumer(RpcConsumer):
+    """Consumes rpc-<service> as provisioned: no queue declaration, no binding of `<svc>.*`."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.queue.no_declare = True
+
+
+class ProvisionedRpc(Rpc):
+    rpc_consumer = ProvisionedRpcConsumer()
+
+
+rpc = ProvisionedRpc.decorator(expected_exceptions=(OverdrachtError,))
+
+
+class AttributedEventHandler(EventHandler):
+    """A reliable SERVICE_POOL handler called as handler(payload, sender, size)."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.queue.no_declare = True  # the audit user may consume, not declare or bind
+
+    def handle_message(self, body: Any, message: Any) -> None:
+        # as nameko's Consumer.handle_message, with the validated sender and the raw size
+        args = (body, message.properties.get("user_id"), len(message.body or b""))
+        context_data = self.unpack_message_headers(message)
+        handle_result = partial(self.handle_result, message)
+        try:
+            self.container.spawn_worker(
+                self, args, {}, context_data=context_data, handle_result=handle_result
+            )
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+
+def event_handler(source: str) -> Any:
+    """Every event of one source service, requeued (never lost) when the handler fails."""
+    return AttributedEventHandler.decorator(
+        source, "#", handler_type=SERVICE_POOL, requeue_on_error=True
+    )

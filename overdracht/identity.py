@@ -1,4 +1,9 @@
-"""Verifying the principal auth signed: every service does it itself."""
+"""Verifying who calls: the principal auth signed, or a caller's own signed token.
+
+Every service does this itself. A call for a provider carries auth's principal; a call for
+nobody carries a token signed with its caller's own key: the gateway (logging in, before
+there is a principal), retention (removals) or an operator (the CLI).
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,51 @@ from typing import Any
 from nameko.extensions import DependencyProvider
 
 from overdracht import config
-from overdracht.contracts import Principal, verify_principal, verify_system_token
+from overdracht.contracts import (
+    Principal,
+    Unauthenticated,
+    verify_principal,
+    verify_system_token,
+)
+
+#: Callers that sign their own calls, each with a key only it holds.
+GATEWAY = "gateway"
+RETENTION = "retention"
+OPERATOR = "operator"
 
 
 class Verifier:
-    def __init__(self, key: Any, system_key: Any) -> None:
-        self._key = key
-        self._system_key = system_key
+    def __init__(self, principal_key: Any, caller_keys: dict[str, Any]) -> None:
+        self._key = principal_key
+        self._caller_keys = caller_keys
 
     def __call__(self, token: Any) -> Principal:
         """Return the principal or raise Unauthenticated."""
         return verify_principal(token, self._key)
 
+    def caller(self, token: Any, expected: str) -> str:
+        """Check that token was signed by the expected caller's key; raise Unauthenticated."""
+        if verify_system_token(token, self._caller_keys[expected]) != expected:
+            raise Unauthenticated("geen geldige systeemidentiteit")
+        return expected
+
     def system(self, token: Any) -> str:
-        """Return the system service that signed token, or raise Unauthenticated."""
-        return verify_system_token(token, self._system_key)
+        """Return the system service that signed token (retention), or raise Unauthenticated."""
+        return self.caller(token, RETENTION)
 
 
 class Identity(DependencyProvider):
-    """Injects a callable that turns a signed principal into a Principal."""
+    """Injects a Verifier: call it with a principal, or ask `.caller(token, name)`."""
 
     def setup(self) -> None:
-        self.verifier = Verifier(config.principal_public_key(), config.system_public_key())
+        self.verifier = Verifier(
+            config.principal_public_key(),
+            {
+                RETENTION: config.system_public_key(),
+                GATEWAY: config.caller_public_key(GATEWAY),
+                OPERATOR: config.caller_public_key(OPERATOR),
+            },
+        )
 
     def get_dependency(self, worker_ctx: Any) -> Verifier:
         return self.verifier

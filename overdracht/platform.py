@@ -25,8 +25,9 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from overdracht.bus import SERVICES, queue_consumers
+
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("auth", "clients", "documents", "audit", "retention")
 
 
 def generate_secrets() -> dict[str, str]:
@@ -34,6 +35,9 @@ def generate_secrets() -> dict[str, str]:
     return {
         **_key_pair("OVERDRACHT_PRINCIPAL"),
         **_key_pair("OVERDRACHT_SYSTEM"),
+        **_key_pair("OVERDRACHT_GATEWAY"),
+        **_key_pair("OVERDRACHT_OPERATOR"),
+        **_key_pair("OVERDRACHT_AUDIT_CHECKPOINT"),
         "OVERDRACHT_PEPPER": secrets.token_hex(32),
         "OVERDRACHT_SECRET_KEY": secrets.token_hex(32),
         "OVERDRACHT_S3_ACCESS_KEY": "overdracht" + secrets.token_hex(6),
@@ -180,11 +184,11 @@ class Platform:
     # --- bus and databases ----------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Declare the event topology and bring every service database up to date."""
-        from overdracht.bus import declare_topology
-        from overdracht.db import SERVICES_WITH_DATABASE, migrate
+        """Provision broker users and database roles, then migrate every service database."""
+        from overdracht.db import migrate
+        from overdracht.provision import SERVICES_WITH_DATABASE, provision
 
-        declare_topology(self.env["OVERDRACHT_AMQP_URI"])
+        provision(self.env)
         for service in SERVICES_WITH_DATABASE:
             migrate(service)
 
@@ -221,6 +225,10 @@ class Platform:
                 "300",
                 "--graceful-timeout",
                 "10",
+                # longer than a client's pause between two requests: gunicorn's 2 s default
+                # closes idle connections just as clients reuse them (POSTs then fail)
+                "--keep-alive",
+                "30",
                 "--access-logfile",
                 "-",
                 "gateway.wsgi:app",
@@ -237,20 +245,10 @@ class Platform:
         )
 
     def _rpc_queues_ready(self) -> bool:
+        """Every service consumes its RPC queue (asked as the gateway, which calls them)."""
         self.check_alive()
-        connection = pika.BlockingConnection(pika.URLParameters(self.env["OVERDRACHT_AMQP_URI"]))
-        try:
-            for service in SERVICES:
-                channel = connection.channel()
-                try:
-                    result = channel.queue_declare(f"rpc-{service}", passive=True)
-                except pika.exceptions.ChannelClosedByBroker:
-                    return False
-                if result.method.consumer_count < 1:
-                    return False
-            return True
-        finally:
-            connection.close()
+        uri = self.env["OVERDRACHT_GATEWAY_AMQP_URI"]
+        return all(queue_consumers(uri, f"rpc-{service}") > 0 for service in SERVICES)
 
     # --- processes ------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from overdracht.bus import component_uri, rabbitmqctl, uri_parts
 from overdracht.platform import Platform
 from overdracht.sandbox import sandbox
 from tests.support import Harness
@@ -14,6 +15,7 @@ SETTINGS = {
     "OVERDRACHT_SEARCH_LIMIT_PER_HOUR": "1000",
     "OVERDRACHT_OUTBOX_RELAY_SECONDS": "1",
     "OVERDRACHT_RETENTION_INTERVAL_SECONDS": "3",
+    "OVERDRACHT_AUDIT_CHECKPOINT_SECONDS": "1",
 }
 
 
@@ -27,3 +29,19 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 @pytest.fixture(scope="session")
 def harness(platform: Platform) -> Harness:
     return Harness(platform)
+
+
+@pytest.fixture(scope="session")
+def insider(platform: Platform) -> Iterator[str]:
+    """A broker login on the platform's vhost with every right: the bus boundary has fallen.
+
+    Tests of the layers behind the bus use it to show that each holds on its own.
+    """
+    user, password, vhost = uri_parts(platform.env["OVERDRACHT_GATEWAY_AMQP_URI"])
+    name = f"{user.rsplit('-', 1)[0]}-insider"
+    rabbitmqctl("add_user", name, "insider-password")
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, name, ".*", ".*", ".*")
+        yield component_uri("127.0.0.1:5672", name, "insider-password", vhost)
+    finally:
+        rabbitmqctl("delete_user", name, check=False)

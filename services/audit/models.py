@@ -38,12 +38,13 @@ class AuditRecord(Base):
 
 
 class RejectedEvent(Base):
-    """A message that is not a valid envelope: parked here, never retried, never lost."""
+    """A message the log must not store as real: parked here, never retried, never lost."""
 
     __tablename__ = "rejected_events"
 
     id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(sa.String(32))
+    sender: Mapped[str] = mapped_column(sa.String(100), server_default="")
     reason: Mapped[str] = mapped_column(sa.String(500))
     payload: Mapped[str] = mapped_column(sa.Text)
     received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

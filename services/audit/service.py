@@ -8,29 +8,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from nameko.events import SERVICE_POOL, event_handler
+from nameko.timer import timer
 
+from overdracht import config
 from overdracht.contracts import (
     ACCESS_DENIED,
     AUDITOR,
+    EVENT_SOURCES,
     Forbidden,
     InvalidInput,
     check_envelope,
     make_event,
 )
 from overdracht.db import Database
-from overdracht.entrypoints import rpc
+from overdracht.entrypoints import event_handler, rpc
 from overdracht.identity import Identity
 from services.audit import chain
+from services.audit.checkpoints import ChainBroken
+from services.audit.dependencies import Checkpoints
 from services.audit.models import AuditRecord, RejectedEvent
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
-
-
-def _handler(source: str):
-    return event_handler(source, "#", handler_type=SERVICE_POOL, requeue_on_error=True)
+#: how much of a parked message is kept for the investigation
+MAX_PARKED_BYTES = 100_000
 
 
 class AuditService:
@@ -38,20 +40,23 @@ class AuditService:
 
     db = Database("audit")
     identity = Identity()
+    checkpoints = Checkpoints()
 
-    # A failing handler (database away) requeues its message; a malformed one is parked.
+    # A failing handler (database away) requeues its message. One that is malformed, too
+    # large, or not published by the service that owns its event name is parked: kept
+    # and counted in rejected_events, never stored as a real record.
 
-    @_handler("auth")
-    def handle_auth_event(self, payload: Any) -> None:
-        self._store("auth", payload)
+    @event_handler("auth")
+    def handle_auth_event(self, payload: Any, sender: str | None, size: int) -> None:
+        self._store("auth", payload, sender, size)
 
-    @_handler("clients")
-    def handle_clients_event(self, payload: Any) -> None:
-        self._store("clients", payload)
+    @event_handler("clients")
+    def handle_clients_event(self, payload: Any, sender: str | None, size: int) -> None:
+        self._store("clients", payload, sender, size)
 
-    @_handler("documents")
-    def handle_documents_event(self, payload: Any) -> None:
-        self._store("documents", payload)
+    @event_handler("documents")
+    def handle_documents_event(self, payload: Any, sender: str | None, size: int) -> None:
+        self._store("documents", payload, sender, size)
 
     @rpc
     def query(self, principal: str, filters: dict, access_point: dict) -> dict:
@@ -79,11 +84,28 @@ class AuditService:
             "next_cursor": str(page[-1].seq) if len(records) > limit else None,
         }
 
-    def _store(self, source: str, payload: Any) -> None:
+    # eager: a (re)started instance signs the head at once; it writes only when the head moved
+    @timer(interval=config.get_int("OVERDRACHT_AUDIT_CHECKPOINT_SECONDS"), eager=True)
+    def write_checkpoint_on_timer(self) -> None:
+        """Sign the chain's head into the checkpoint store outside the database."""
         try:
-            envelope = check_envelope(payload)
+            with self.db.read() as session:
+                checkpoint = self.checkpoints.write(session)
+        except ChainBroken as exc:
+            # never signed: the chain was changed behind the database's triggers
+            log.error("audit chain does not extend its last checkpoint: %s", exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - the next tick tries again
+            log.warning("audit checkpoint failed, retrying next interval: %s", type(exc).__name__)
+            return
+        if checkpoint is not None:
+            log.info("audit checkpoint: %(records)s records, head %(head)s", checkpoint)
+
+    def _store(self, source: str, payload: Any, sender: str | None, size: int) -> None:
+        try:
+            envelope = check_sender(source, sender, size, payload)
         except (ValueError, TypeError) as exc:
-            self._park(source, payload, str(exc))
+            self._park(source, payload, str(exc), sender)
             return
         try:
             with self.db.transaction() as tx:
@@ -93,17 +115,36 @@ class AuditService:
             # (Unavailable) raises on, and the message is requeued
             self._park(source, payload, type(exc).__name__)
 
-    def _park(self, source: str, payload: Any, reason: str) -> None:
+    def _park(self, source: str, payload: Any, reason: str, sender: str | None = None) -> None:
         log.error("parking a %s event the audit log cannot store: %s", source, reason)
         with self.db.transaction() as tx:
             tx.session.add(
                 RejectedEvent(
                     source=source,
+                    sender=(sender or "")[:100],
                     reason=reason[:500],
-                    payload=json.dumps(payload, default=str)[:100_000],
+                    payload=json.dumps(payload, default=str)[:MAX_PARKED_BYTES],
                     received_at=datetime.now(UTC),
                 )
             )
+
+
+def check_sender(source: str, sender: str | None, size: int, payload: Any) -> dict[str, Any]:
+    """The envelope, if the broker-validated sender owns its event name; else ValueError.
+
+    RabbitMQ refuses a message whose user_id is not the publishing connection's own user,
+    so user_id names who really published it, whatever the payload claims.
+    """
+    limit = config.get_int("OVERDRACHT_MAX_EVENT_BYTES")
+    if size > limit:
+        raise ValueError(f"event of {size} bytes exceeds {limit}")
+    expected = config.get("OVERDRACHT_BUS_USER_PREFIX") + source
+    if sender != expected:
+        raise ValueError(f"published by {sender or 'an unnamed sender'!r}, not by {expected!r}")
+    envelope = check_envelope(payload)
+    if envelope["event"] not in EVENT_SOURCES[source]:
+        raise ValueError(f"{source} does not publish {envelope['event']!r}")
+    return envelope
 
 
 def _query(filters: dict) -> tuple[sa.Select, int]:

@@ -27,6 +27,7 @@ from overdracht.contracts import (
 )
 from overdracht.db import Database
 from overdracht.entrypoints import rpc
+from overdracht.identity import GATEWAY, Identity
 from services.auth.accounts import MAX_PASSWORD, hasher, normalize_username
 from services.auth.dependencies import SmsSender
 from services.auth.models import LoginChallenge, Outbox, Provider, Session
@@ -58,10 +59,14 @@ class AuthService:
 
     db = Database("auth", Outbox)
     sms = SmsSender()
+    identity = Identity()
+
+    # Only the gateway logs people in: each call carries a token signed with its own key.
 
     @rpc
-    def start_login(self, username: str, password: str, access_point: dict) -> dict:
+    def start_login(self, caller: str, username: str, password: str, access_point: dict) -> dict:
         """Check the password; on success send an SMS code and return a challenge id."""
+        self.identity.caller(caller, GATEWAY)
         username = normalize_username(username)
         if not username or not isinstance(password, str) or not password:
             raise InvalidInput("Vul gebruikersnaam en wachtwoord in.", "missing_credentials")
@@ -110,8 +115,9 @@ class AuthService:
         return {"challenge": str(challenge.id)}
 
     @rpc
-    def verify_login(self, challenge: str, code: str, access_point: dict) -> dict:
+    def verify_login(self, caller: str, challenge: str, code: str, access_point: dict) -> dict:
         """Exchange a challenge and its SMS code for a new session token."""
+        self.identity.caller(caller, GATEWAY)
         challenge_id = _uuid(challenge)
         code = str(code or "").strip()
         with self.db.transaction() as tx:
@@ -127,8 +133,9 @@ class AuthService:
         return {"token": token}
 
     @rpc
-    def authenticate(self, token: str) -> dict:
+    def authenticate(self, caller: str, token: str) -> dict:
         """Turn a session token into a freshly signed principal and the provider's profile."""
+        self.identity.caller(caller, GATEWAY)
         if not isinstance(token, str) or not token:
             raise Unauthenticated("Niet ingelogd.")
         now = _now()
@@ -155,8 +162,9 @@ class AuthService:
         }
 
     @rpc
-    def logout(self, token: str, access_point: dict) -> None:
+    def logout(self, caller: str, token: str, access_point: dict) -> None:
         """End the session; idempotent."""
+        self.identity.caller(caller, GATEWAY)
         if not isinstance(token, str) or not token:
             return
         with self.db.transaction() as tx:

@@ -204,6 +204,7 @@ class ClientsService:
     @rpc
     def authorize(self, principal: str, client_id: str, action: str, access_point: dict) -> dict:
         """Allow a document action only within a treatment relationship; else deny, audited."""
+        self.identity(principal)  # before anything else, even reading the arguments
         cid = _client_id(client_id)
         who = self._zorgverlener(principal, access_point, action, str(cid))
         with self.db.read() as session:

@@ -11,6 +11,7 @@ from nameko.timer import timer
 from overdracht import config
 from overdracht.contracts import InvalidInput, sign_system_token
 from overdracht.entrypoints import rpc
+from overdracht.identity import OPERATOR, Identity
 from overdracht.timezone import AMSTERDAM, today
 
 log = logging.getLogger(__name__)
@@ -23,22 +24,31 @@ class RetentionService:
 
     documents = RpcProxy("documents")
     clients = RpcProxy("clients")
+    identity = Identity()
 
     @timer(interval=config.get_int("OVERDRACHT_RETENTION_INTERVAL_SECONDS"))
     def sweep_on_timer(self) -> None:
         try:
-            result = self.sweep()
+            result = self._sweep(today())
         except Exception as exc:  # noqa: BLE001 - the next tick tries again
             log.warning("retention sweep failed, retrying next interval: %s", type(exc).__name__)
             return
         log.info("retention sweep removed %(documents)s documents, %(clients)s clients", result)
 
     @rpc
-    def sweep(self, as_of: str | None = None) -> dict:
-        """Remove documents due on or before as_of (default today), then clients left empty."""
-        day = date.fromisoformat(as_of) if as_of else today()
+    def sweep(self, operator: str, as_of: str | None = None) -> dict:
+        """An operator's sweep (`overdracht retention sweep`), as of a day (default today)."""
+        self.identity.caller(operator, OPERATOR)
+        try:
+            day = date.fromisoformat(as_of) if as_of else today()
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput("Ongeldige datum (JJJJ-MM-DD).") from exc
         if day > today() and config.is_production():
             raise InvalidInput("--as-of in de toekomst is in productie niet toegestaan.")
+        return self._sweep(day)
+
+    def _sweep(self, day: date) -> dict:
+        """Remove documents due on or before day, then clients left empty."""
         # signed for this sweep: the calls below delete data, so a bare bus message must not
         system = sign_system_token("retention", config.system_private_key())
         documents = self.documents.expire_due(system, day.isoformat())

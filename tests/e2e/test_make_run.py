@@ -12,11 +12,11 @@ import time
 import uuid
 from pathlib import Path
 
+import psycopg2
 import requests
 
-from overdracht.db import SERVICES_WITH_DATABASE, drop_database
 from overdracht.platform import Ports
-from overdracht.sandbox import LOCAL_POSTGRES, free_port_base, local_infrastructure
+from overdracht.sandbox import free_port_base
 
 
 def descendants(pid: int) -> set[int]:
@@ -73,58 +73,88 @@ def test_make_run_starts_everything_and_ctrl_c_stops_all_of_it(tmp_path):
     run_id = uuid.uuid4().hex[:8]
     ports = Ports.from_base(free_port_base())
     var = tmp_path / "var"
-    with local_infrastructure(run_id) as infra:
-        env = {
-            "PATH": os.environ["PATH"],
-            "OVERDRACHT_PORT_BASE": str(ports.gateway),
-            "OVERDRACHT_ENV_FILE": str(var / "overdracht.env"),
-            "OVERDRACHT_AMQP_URI": infra.amqp_uri,
-            "OVERDRACHT_S3_BUCKET": f"overdracht-run-{run_id}",
-            "OVERDRACHT_SMS_OUTBOX": str(var / "outbox" / "sms.jsonl"),
-            **{
-                f"OVERDRACHT_{s.upper()}_DB": f"{LOCAL_POSTGRES}overdracht_run_{run_id}_{s}"
-                for s in SERVICES_WITH_DATABASE
-            },
-        }
+    env = {
+        "PATH": os.environ["PATH"],
+        "OVERDRACHT_PORT_BASE": str(ports.gateway),
+        "OVERDRACHT_ENV_FILE": str(var / "overdracht.env"),
+        # a vhost, broker users, databases and roles of its own, as `make run` provisions them
+        "OVERDRACHT_DEV_STACK": f"ovdrun{run_id}",
+        "OVERDRACHT_S3_BUCKET": f"overdracht-run-{run_id}",
+        "OVERDRACHT_SMS_OUTBOX": str(var / "outbox" / "sms.jsonl"),
+    }
+    try:
+        process, output = start(env, tmp_path)
         try:
-            process, output = start(env, tmp_path)
-            try:
-                assert f"http://127.0.0.1:{ports.gateway}" in output
-                accounts = dict(re.findall(r"^\s+zorgverlener\s+(\S+)\s+(\S+)$", output, re.M))
-                username, password = next(iter(accounts.items()))
-                base = f"http://127.0.0.1:{ports.gateway}/api/v1"
-                challenge = requests.post(
-                    f"{base}/login", json={"username": username, "password": password}, timeout=30
-                ).json()["challenge"]
-                last_sms = (var / "outbox" / "sms.jsonl").read_text().splitlines()[-1]
-                code = re.search(r"\b\d{6}\b", json.loads(last_sms)["body"]).group()
-                token = requests.post(
-                    f"{base}/login/verify", json={"challenge": challenge, "code": code}, timeout=30
-                ).json()["token"]
-                me = requests.get(
-                    f"{base}/me", headers={"Authorization": f"Bearer {token}"}, timeout=30
-                )
-                assert me.json()["username"] == username
-                started = descendants(process.pid)
-                assert len(started) >= 7  # SeaweedFS, five services, the gateway (+ its workers)
-            finally:
-                ctrl_c(process)
-            assert not [pid for pid in started if alive(pid)]
-
-            # a second start reuses the secrets and keeps the data: the same demo accounts
-            process, again = start(env, tmp_path)
-            try:
-                assert (
-                    dict(re.findall(r"^\s+zorgverlener\s+(\S+)\s+(\S+)$", again, re.M)) == accounts
-                )
-                session = requests.get(
-                    f"{base}/me", headers={"Authorization": f"Bearer {token}"}, timeout=30
-                )
-                assert session.status_code == 200  # the session survived the restart
-                restarted = descendants(process.pid)
-            finally:
-                ctrl_c(process)
-            assert not [pid for pid in restarted if alive(pid)]
+            assert f"http://127.0.0.1:{ports.gateway}" in output
+            accounts = dict(re.findall(r"^\s+zorgverlener\s+(\S+)\s+(\S+)$", output, re.M))
+            username, password = next(iter(accounts.items()))
+            base = f"http://127.0.0.1:{ports.gateway}/api/v1"
+            challenge = requests.post(
+                f"{base}/login", json={"username": username, "password": password}, timeout=30
+            ).json()["challenge"]
+            last_sms = (var / "outbox" / "sms.jsonl").read_text().splitlines()[-1]
+            code = re.search(r"\b\d{6}\b", json.loads(last_sms)["body"]).group()
+            token = requests.post(
+                f"{base}/login/verify", json={"challenge": challenge, "code": code}, timeout=30
+            ).json()["token"]
+            me = requests.get(
+                f"{base}/me", headers={"Authorization": f"Bearer {token}"}, timeout=30
+            )
+            assert me.json()["username"] == username
+            started = descendants(process.pid)
+            assert len(started) >= 7  # SeaweedFS, five services, the gateway (+ its workers)
         finally:
-            for service in SERVICES_WITH_DATABASE:
-                drop_database(env[f"OVERDRACHT_{service.upper()}_DB"])
+            ctrl_c(process)
+        assert not [pid for pid in started if alive(pid)]
+
+        # a second start reuses the secrets and keeps the data: the same demo accounts
+        process, again = start(env, tmp_path)
+        try:
+            assert dict(re.findall(r"^\s+zorgverlener\s+(\S+)\s+(\S+)$", again, re.M)) == accounts
+            session = requests.get(
+                f"{base}/me", headers={"Authorization": f"Bearer {token}"}, timeout=30
+            )
+            assert session.status_code == 200  # the session survived the restart
+            restarted = descendants(process.pid)
+        finally:
+            ctrl_c(process)
+        assert not [pid for pid in restarted if alive(pid)]
+    finally:
+        # `make clean`'s first step: the broker's and the database server's share goes
+        cleaned = subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "overdracht.devserver", "clean"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert cleaned.returncode == 0, cleaned.stderr
+        assert_nothing_left(run_id)
+
+
+def assert_nothing_left(run_id: str) -> None:
+    """After `clean`, a new `make run` starts from nothing: no vhost, users, databases, roles."""
+    listed = (
+        subprocess.run(
+            ["rabbitmqctl", "-q", "list_users"], capture_output=True, text=True, check=True
+        ).stdout
+        + subprocess.run(
+            ["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert f"ovdrun{run_id}" not in listed
+    connection = psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_roles WHERE rolname LIKE %s", (f"ovdrun{run_id}%",)
+            )
+            assert cursor.fetchone()[0] == 0
+            cursor.execute(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"ovdrun{run_id}%",)
+            )
+            assert cursor.fetchone()[0] == 0
+    finally:
+        connection.close()

@@ -123,13 +123,13 @@ def test_the_retention_timer_sweeps_by_itself(harness, platform):
     assert not store.exists(f"documents/{document_id}")
 
 
-def test_removal_calls_need_the_system_signature(harness, platform):
+def test_removal_calls_need_the_system_signature(harness, platform, insider):
     """Anyone who can publish on the bus could call these; without the system key they fail."""
     api = harness.provider()
     client = harness.new_client(api)
     document = harness.upload(api, client["id"], removal_date=in_weeks(2)).json()
     forged = sign_system_token("retention", Ed25519PrivateKey.generate())
-    with ClusterRpcProxy({"AMQP_URI": config.get("OVERDRACHT_AMQP_URI")}, timeout=30) as rpc:
+    with ClusterRpcProxy({"AMQP_URI": insider}, timeout=30) as rpc:
         for call in (
             lambda: rpc.documents.expire_due(forged, in_weeks(40)),
             lambda: rpc.clients.delete_clients(forged, [client["id"]], "test"),

@@ -34,7 +34,8 @@ def engine(monkeypatch, tmp_path) -> Iterator[sa.Engine]:
     config._file_values.cache_clear()
     engine = None
     try:
-        db.migrate("audit")
+        db.create_database(url)
+        db.migrate("audit", url)
         engine = db.make_engine(url, poolclass=sa.pool.NullPool)
         yield engine
     finally:

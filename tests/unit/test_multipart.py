@@ -12,7 +12,7 @@ from flask import Flask, request
 from werkzeug.test import EnvironBuilder
 
 from gateway import create_app, files
-from overdracht import config
+from overdracht import config, provision
 from overdracht.contracts import InvalidInput, TooLarge
 from overdracht.platform import generate_secrets
 
@@ -25,8 +25,8 @@ MiB = 1024 * 1024
 @pytest.fixture
 def app(monkeypatch, tmp_path) -> Iterator[Flask]:
     monkeypatch.setenv("OVERDRACHT_ENV_FILE", str(tmp_path / "no-env-file"))
-    for name, value in generate_secrets().items():
-        monkeypatch.setenv(name, value)
+    for name, value in {**generate_secrets(), **provision.generate("ovdunit")}.items():
+        monkeypatch.setenv(name, value)  # nothing connects: the RPC pool starts empty
     config._file_values.cache_clear()
     app = create_app({"TESTING": True})
     try:

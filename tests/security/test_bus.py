@@ -1,0 +1,181 @@
+"""The bus, attacked with each component's own broker login: least privilege holds.
+
+Each test is what an insider with one foothold would try: guest on the platform's vhost,
+binding `#` to the RPC exchange to read every call, consuming another service's RPC
+queue to answer in its place (clients.authorize), reading or acking audit's events,
+publishing on another service's event exchange, calling what the component never calls.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pika
+import pytest
+from pika.exceptions import ChannelClosedByBroker, ProbableAccessDeniedError
+
+from overdracht.bus import (
+    CALLS,
+    COMPONENTS,
+    RPC_EXCHANGE,
+    SERVICES,
+    audit_queue,
+    component_uri,
+    event_exchange,
+    uri_parts,
+)
+from overdracht.contracts import EVENT_SOURCES, make_event
+
+pytestmark = pytest.mark.usefixtures("platform")
+
+ACCESS_REFUSED = 403
+
+
+def uri(platform, component: str) -> str:
+    return platform.env[f"OVERDRACHT_{component.upper()}_AMQP_URI"]
+
+
+@contextmanager
+def channel(amqp_uri: str) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    try:
+        yield connection.channel()
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def refused(amqp_uri: str, attempt) -> int:
+    """Run attempt(channel); return the broker's reply code when it closes the channel."""
+    with channel(amqp_uri) as ch:
+        try:
+            attempt(ch)
+        except ChannelClosedByBroker as exc:
+            return exc.reply_code
+    return 0
+
+
+def own_reply_queue(component: str) -> str:
+    owner = component if component in SERVICES else "standalone_rpc_proxy"
+    return f"rpc.reply-{owner}-{uuid.uuid4()}"
+
+
+def test_guest_cannot_even_open_the_platform_vhost(platform):
+    _, _, vhost = uri_parts(uri(platform, "gateway"))
+    with pytest.raises(ProbableAccessDeniedError):
+        pika.BlockingConnection(
+            pika.URLParameters(component_uri("127.0.0.1:5672", "guest", "guest", vhost))
+        )
+
+
+def test_every_component_has_its_own_user(platform):
+    users = {uri_parts(uri(platform, c))[0] for c in COMPONENTS}
+    assert len(users) == len(COMPONENTS)
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+@pytest.mark.parametrize("key", ["#", "*.*", "clients.*", "clients.authorize", "auth.start_login"])
+def test_nobody_binds_the_rpc_exchange_to_read_other_calls(platform, component, key):
+    """Sniffing: a queue bound with `#` would receive every password, code and BSN."""
+
+    def bind(ch):
+        queue = ch.queue_declare(own_reply_queue(component), auto_delete=True).method.queue
+        ch.queue_bind(queue, RPC_EXCHANGE, routing_key=key)
+
+    assert refused(uri(platform, component), bind) == ACCESS_REFUSED
+
+
+@pytest.mark.parametrize("component", [c for c in COMPONENTS if c in CALLS])
+def test_a_caller_binds_its_reply_queue_to_its_own_uuid(platform, component):
+    """The control for the test above: replies do reach a component's own reply queue."""
+
+    def bind(ch):
+        queue = ch.queue_declare(own_reply_queue(component), auto_delete=True).method.queue
+        ch.queue_bind(queue, RPC_EXCHANGE, routing_key=str(uuid.uuid4()))
+
+    assert refused(uri(platform, component), bind) == 0
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+@pytest.mark.parametrize("service", SERVICES)
+def test_nobody_consumes_another_services_rpc_queue(platform, component, service):
+    """Hijacking: whoever consumes rpc-clients answers clients.authorize in its place."""
+    if component == service:
+        pytest.skip("a service consumes its own queue")
+    assert (
+        refused(uri(platform, component), lambda ch: ch.basic_get(f"rpc-{service}"))
+        == ACCESS_REFUSED
+    )
+
+
+@pytest.mark.parametrize("component", [c for c in COMPONENTS if c != "audit"])
+@pytest.mark.parametrize("source", EVENT_SOURCES)
+def test_only_audit_reads_the_event_queues(platform, component, source):
+    """Dropping: a consumer that acks audit's events would erase them from the record."""
+    assert (
+        refused(uri(platform, component), lambda ch: ch.basic_get(audit_queue(source)))
+        == ACCESS_REFUSED
+    )
+
+
+def _publish(ch, exchange: str, routing_key: str, body: dict, **properties) -> None:
+    ch.confirm_delivery()
+    ch.basic_publish(
+        exchange,
+        routing_key,
+        json.dumps(body).encode(),
+        pika.BasicProperties(content_type="application/json", delivery_mode=2, **properties),
+    )
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+@pytest.mark.parametrize("source", EVENT_SOURCES)
+def test_nobody_publishes_on_another_services_event_exchange(platform, component, source):
+    if component == source:
+        pytest.skip("a service publishes its own events")
+    name = EVENT_SOURCES[source][0]
+    event = make_event(name, actor={"type": "system"})
+    attempt = lambda ch: _publish(ch, event_exchange(source), name, event)  # noqa: E731
+    assert refused(uri(platform, component), attempt) == ACCESS_REFUSED
+
+
+@pytest.mark.parametrize("source", EVENT_SOURCES)
+def test_a_service_publishes_only_its_own_event_names(platform, source):
+    foreign = next(
+        n for s, ns in EVENT_SOURCES.items() for n in ns if n not in EVENT_SOURCES[source]
+    )
+    event = make_event(foreign, actor={"type": "system"})
+    attempt = lambda ch: _publish(ch, event_exchange(source), foreign, event)  # noqa: E731
+    assert refused(uri(platform, source), attempt) == ACCESS_REFUSED
+
+
+def test_a_publisher_cannot_claim_to_be_another_user(platform):
+    """RabbitMQ checks user_id against the login: the audit service can rely on it."""
+    documents_user = uri_parts(uri(platform, "documents"))[0]
+    event = make_event("client.searched", actor={"type": "system"})
+    attempt = lambda ch: _publish(  # noqa: E731
+        ch, event_exchange("clients"), "client.searched", event, user_id=documents_user
+    )
+    assert refused(uri(platform, "clients"), attempt) == 406  # PRECONDITION_FAILED
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+@pytest.mark.parametrize(
+    "key", ["retention.sweep", "clients.delete_clients", "clients.authorize", "audit.query"]
+)
+def test_a_component_calls_only_what_it_needs(platform, component, key):
+    service, method = key.split(".")
+    if method in CALLS.get(component, {}).get(service, ()):
+        pytest.skip("its own calls work: every end-to-end test makes them")
+    attempt = lambda ch: _publish(ch, RPC_EXCHANGE, key, {"args": [], "kwargs": {}})  # noqa: E731
+    assert refused(uri(platform, component), attempt) == ACCESS_REFUSED
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_no_component_may_declare_or_delete_the_shared_exchanges(platform, component):
+    for name in (RPC_EXCHANGE, *(event_exchange(s) for s in EVENT_SOURCES)):
+        attempt = lambda ch, name=name: ch.exchange_delete(name)  # noqa: E731
+        assert refused(uri(platform, component), attempt) == ACCESS_REFUSED
