@@ -85,6 +85,7 @@ def _retention_sweep(args: argparse.Namespace) -> int:
 
 def _audit_verify(args: argparse.Namespace) -> int:
     from services.audit.checkpoints import file_store, verify_against
+    from services.audit.models import RejectedEvent
 
     try:
         public_key = config.audit_checkpoint_public_key()
@@ -95,6 +96,13 @@ def _audit_verify(args: argparse.Namespace) -> int:
     try:
         with Session(engine) as session:
             result = verify_against(session, file_store(), public_key)
+            # events audit refused to store (forged, malformed, oversized): not a broken
+            # chain, but what an investigation starts from
+            result["parked"] = dict(
+                session.execute(
+                    sa.select(RejectedEvent.source, sa.func.count()).group_by(RejectedEvent.source)
+                ).all()
+            )
     except OSError as exc:
         print(f"fout: de checkpoints zijn niet te lezen: {exc}", file=sys.stderr)
         return 2
@@ -159,7 +167,9 @@ def parser() -> argparse.ArgumentParser:
 
     audit = areas.add_parser("audit", help="the audit log")
     audit_cmds = audit.add_subparsers(dest="command", required=True)
-    verify = audit_cmds.add_parser("verify", help="check the audit log's hash chain")
+    verify = audit_cmds.add_parser(
+        "verify", help="check the hash chain against the signed checkpoints; count parked events"
+    )
     verify.set_defaults(run=_audit_verify)
 
     migrate = areas.add_parser("migrate", help="migrate every database (as its owner role)")

@@ -74,6 +74,9 @@ def test_a_forged_event_is_parked_never_stored(harness, platform, insider, sourc
     assert "not by" in reason
     recorded = harness.audit(client_id=client["id"])
     assert forged["event_id"] not in {e["event_id"] for e in recorded}
+    verified = harness.cli("audit", "verify")
+    assert verified.returncode == 0, verified.stdout  # the log itself is intact
+    assert json.loads(verified.stdout)["parked"][source] >= 1  # and the attempt is counted
 
 
 def test_the_insiders_own_name_does_not_make_its_event_real(harness, platform, insider):

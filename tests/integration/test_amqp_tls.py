@@ -1,0 +1,175 @@
+"""AMQP over TLS, as production runs it: a private RabbitMQ node with a TLS listener.
+
+The components take the broker's CA from OVERDRACHT_AMQP_CA_FILE and check its
+certificate; a broker whose certificate the CA did not sign is refused.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from kombu import Connection, Exchange, Queue, pools
+from nameko.amqp.publish import Publisher
+
+from overdracht import config
+from overdracht.platform import port_in_use
+from overdracht.sandbox import free_port_base
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("rabbitmq-server") is None, reason="needs a local RabbitMQ installation"
+)
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _authority(directory: Path, name: str) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key) files."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(issuer)
+        .issuer_name(issuer)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = (directory / f"{name}-ca.pem", directory / f"{name}.pem", directory / f"{name}.key")
+    files[0].write_bytes(_pem(ca))
+    files[1].write_bytes(_pem(server))
+    files[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
+@pytest.fixture(scope="module")
+def tls_broker() -> Iterator[tuple[str, Path]]:
+    """A private node (never the machine's own) with a TLS listener: (amqps URI, its CA)."""
+    # not under pytest's tmp_path: the rabbitmq user must be able to reach it
+    home = Path(tempfile.mkdtemp(prefix="overdracht-tls-broker-"))
+    home.chmod(0o755)
+    ca, cert, key = _authority(home, "broker")
+    base = free_port_base()
+    plain, tls, dist = base, base + 1, base + 2
+    node = f"ovdtls{uuid.uuid4().hex[:6]}@localhost"
+    (home / "rabbitmq.conf").write_text(
+        f"listeners.tcp.default = {plain}\n"
+        f"listeners.ssl.default = {tls}\n"
+        f"ssl_options.cacertfile = {ca}\nssl_options.certfile = {cert}\n"
+        f"ssl_options.keyfile = {key}\nssl_options.verify = verify_none\n"
+    )
+    (home / "plugins").write_text("[].\n")
+    for path in home.iterdir():
+        path.chmod(0o644)
+    for sub in ("mnesia", "log"):
+        (home / sub).mkdir()
+        shutil.chown(home / sub, "rabbitmq")
+    env = {
+        **os.environ,
+        "HOME": "/var/lib/rabbitmq",
+        "RABBITMQ_NODENAME": node,
+        "RABBITMQ_NODE_PORT": str(plain),
+        "RABBITMQ_DIST_PORT": str(dist),
+        "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq"),
+        "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(home / "log"),
+        "RABBITMQ_PID_FILE": str(home / "pid"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "plugins"),
+    }
+    ctl = ["rabbitmqctl", "-q", "-n", node]
+    subprocess.run(
+        ["runuser", "-u", "rabbitmq", "--", "env", *(f"{k}={v}" for k, v in env.items()),
+         "rabbitmq-server", "-detached"],
+        check=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while not port_in_use(tls):
+            assert time.monotonic() < deadline, (home / "log").iterdir()
+            time.sleep(0.3)
+        subprocess.run([*ctl, "add_user", "tls-user", "tls-password"], check=True)
+        subprocess.run([*ctl, "set_permissions", "tls-user", ".*", ".*", ".*"], check=True)
+        yield f"amqps://tls-user:tls-password@127.0.0.1:{tls}/", ca
+    finally:
+        subprocess.run([*ctl, "stop"], check=False, timeout=60)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def tls_settings(monkeypatch, tmp_path):
+    def apply(ca: Path) -> None:
+        monkeypatch.setenv("OVERDRACHT_ENV_FILE", str(tmp_path / "no-env-file"))
+        monkeypatch.setenv("OVERDRACHT_AMQP_CA_FILE", str(ca))
+        config._file_values.cache_clear()
+
+    yield apply
+    config._file_values.cache_clear()
+
+
+def test_events_travel_over_tls_with_the_components_settings(tls_broker, tls_settings):
+    uri, ca = tls_broker
+    tls_settings(ca)
+    exchange = Exchange("tls.events", type="topic", durable=True)
+    queue = Queue("tls-audit", exchange=exchange, routing_key="#", durable=True)
+    with Connection(uri, ssl=config.amqp_ssl()) as connection:
+        queue(connection.default_channel).declare()
+        # the publisher every service's outbox uses, with the TLS options they are given
+        Publisher(uri, ssl=config.amqp_ssl(), use_confirms=True, mandatory=True).publish(
+            {"event": "tls.checked"}, exchange=exchange, routing_key="tls.checked"
+        )
+        message = queue(connection.default_channel).get(no_ack=True)
+        assert message is not None
+        assert json.loads(message.body) == {"event": "tls.checked"}
+        assert type(connection.connection.sock).__name__ == "SSLSocket"
+    pools.reset()  # the publisher's connection lives in kombu's shared pool: close it
+
+
+def test_a_broker_the_ca_did_not_sign_is_refused(tls_broker, tls_settings, tmp_path):
+    uri, _ = tls_broker
+    other_ca, _, _ = _authority(tmp_path, "impostor")
+    tls_settings(other_ca)
+    with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):  # noqa: PT011
+        with Connection(uri, ssl=config.amqp_ssl(), connect_timeout=5) as connection:
+            connection.connect()
