@@ -65,6 +65,9 @@ def child_environment(chosen: Ports) -> dict[str, str]:
         **config._file_values(),
         **os.environ,
     }
+    # the processes run in the repository: paths are this directory's, made absolute
+    for name in ("OVERDRACHT_SMS_OUTBOX", "OVERDRACHT_AUDIT_CHECKPOINT_DIR"):
+        values[name] = str(Path(values[name]).resolve())
     return {k: str(v) for k, v in values.items()}
 
 
@@ -104,10 +107,13 @@ def _interrupt(signum, frame):
 
 
 def clean() -> int:
-    """`make clean`: remove what `make run` provisioned outside var/ (broker and databases)."""
-    if not config.env_file().exists():
-        return 0
-    provision.remove({**config.DEFAULTS, **config._file_values(), **os.environ})
+    """`make clean`: remove what `make run` provisioned outside var/ (broker and databases).
+
+    The names come from the stack, so this also clears what an older version, or a run
+    whose var/ is already gone, left behind under them.
+    """
+    names = provision.generate(stack())  # fresh passwords, but the names are what counts
+    provision.remove({**config.DEFAULTS, **names, **config._file_values(), **os.environ})
     print("Overdracht: vhost, broker users, databases and roles verwijderd.", flush=True)
     return 0
 
