@@ -23,6 +23,7 @@ from werkzeug.sansio.multipart import (
 
 from overdracht.contracts import (
     TICKET_HEADER,
+    IntegrityFailure,
     InvalidInput,
     TooLarge,
     Unavailable,
@@ -200,6 +201,8 @@ def _raise_refusal(response: requests.Response) -> NoReturn:
         code, message = error["code"], error["message"]
     except (ValueError, KeyError, TypeError):
         raise Unavailable("De documentenopslag gaf een fout.") from None
+    if response.status_code == IntegrityFailure.status:  # altered bytes: not "try again later"
+        raise IntegrityFailure(message, code)
     raise error_for_status(response.status_code)(message, code)
 
 

@@ -265,6 +265,7 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
                     },
                     403,
                     404,
+                    502,  # integrity_failure: the stored bytes were altered; none are served
                     parameters=document_id,
                 )
             },

@@ -142,6 +142,58 @@ def _db_setup_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_rotate(args: argparse.Namespace) -> int:
+    """Re-wrap every document's data key under the current master key (documents' database)."""
+    from services.documents.crypto import MasterKeys, MissingMasterKey, rewrap_all
+
+    unchanged = "er is niets gewijzigd"
+    try:
+        keys = MasterKeys.from_config()
+    except MissingMasterKey:
+        print(
+            "fout: de huidige hoofdsleutel (OVERDRACHT_MASTER_KEY_ID) staat niet in "
+            f"OVERDRACHT_MASTER_KEYS; {unchanged}.",
+            file=sys.stderr,
+        )
+        return 2
+    except (RuntimeError, ValueError) as exc:
+        print(f"fout: {exc}; {unchanged}.", file=sys.stderr)
+        return 2
+    engine = make_engine(config.database_url("documents"), poolclass=sa.pool.NullPool)
+    try:
+        result = rewrap_all(engine, keys, args.batch_size)
+    except MissingMasterKey as exc:
+        print(
+            f"fout: er zijn documenten versleuteld onder hoofdsleutel {', '.join(exc.key_ids)}, "
+            f"die niet in OVERDRACHT_MASTER_KEYS staat; {unchanged}.",
+            file=sys.stderr,
+        )
+        return 2
+    finally:
+        engine.dispose()
+    print(json.dumps(result, indent=2))
+    return 1 if result["failed"] else 0
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    """Print the two settings with a fresh master key added to the configured ones, current."""
+    from services.documents.crypto import KEY_ID, master_key_settings, new_master_keyset
+
+    if not KEY_ID.fullmatch(args.key_id):
+        print("fout: een sleutel-id is 1 tot 64 tekens: A-Z, a-z, 0-9, . _ -", file=sys.stderr)
+        return 2
+    try:
+        _, keysets = config.master_keys()
+    except RuntimeError:  # none configured yet
+        keysets = {}
+    if args.key_id in keysets:
+        print(f"fout: hoofdsleutel {args.key_id} bestaat al.", file=sys.stderr)
+        return 2
+    settings = master_key_settings({**keysets, args.key_id: new_master_keyset()}, args.key_id)
+    print("".join(f"{name}={value}\n" for name, value in settings.items()), end="")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="overdracht", description=__doc__)
     areas = top.add_subparsers(dest="area", required=True)
@@ -190,6 +242,19 @@ def parser() -> argparse.ArgumentParser:
     )
     setup.add_argument("service", choices=("auth", "clients", "documents", "audit"))
     setup.set_defaults(run=_db_setup_sql)
+
+    keys = areas.add_parser("keys", help="the master keys that wrap documents' data keys")
+    keys_cmds = keys.add_subparsers(dest="command", required=True)
+    rotate = keys_cmds.add_parser(
+        "rotate", help="re-wrap every data key under OVERDRACHT_MASTER_KEY_ID (idempotent)"
+    )
+    rotate.add_argument("--batch-size", type=int, default=200, help="documents per transaction")
+    rotate.set_defaults(run=_keys_rotate)
+    new = keys_cmds.add_parser(
+        "new", help="print the master key settings with a fresh key KEY_ID added, as current"
+    )
+    new.add_argument("key_id", metavar="KEY_ID")
+    new.set_defaults(run=_keys_new)
     return top
 
 

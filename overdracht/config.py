@@ -7,6 +7,7 @@ variables win over it. Production sets the environment and has no such file.
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 from functools import cache
@@ -86,6 +87,8 @@ SECRETS = (
     "OVERDRACHT_SECRET_KEY",
     "OVERDRACHT_S3_ACCESS_KEY",
     "OVERDRACHT_S3_SECRET_KEY",
+    "OVERDRACHT_MASTER_KEYS",
+    "OVERDRACHT_MASTER_KEY_ID",
 )
 
 
@@ -178,6 +181,22 @@ def caller_public_key(caller: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(
         bytes.fromhex(get(f"OVERDRACHT_{caller.upper()}_PUBLIC_KEY"))
     )
+
+
+def master_keys() -> tuple[str, dict[str, Any]]:
+    """The master key id new data keys are wrapped with, and every configured master key.
+
+    OVERDRACHT_MASTER_KEYS is a JSON object: key id → a Tink AEAD keyset in Tink's JSON
+    format. The error messages never repeat what the setting holds.
+    """
+    current = get("OVERDRACHT_MASTER_KEY_ID")
+    try:
+        keys = json.loads(get("OVERDRACHT_MASTER_KEYS"))
+    except ValueError:
+        raise ValueError("OVERDRACHT_MASTER_KEYS is not JSON; see README") from None
+    if not isinstance(keys, dict):
+        raise ValueError("OVERDRACHT_MASTER_KEYS must be a JSON object: key id → Tink keyset")
+    return current, keys
 
 
 def database_url(service: str) -> str:

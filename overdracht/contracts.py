@@ -290,6 +290,14 @@ class Unavailable(OverdrachtError):
         super().__init__(message, code)
 
 
+@deserialize_to_instance
+class IntegrityFailure(OverdrachtError):
+    """A document's stored bytes fail their check: refused, nothing of them is served."""
+
+    code = "integrity_failure"
+    status = 502
+
+
 def error_for_status(status: int) -> type[OverdrachtError]:
     """The error type an HTTP status stands for (documents' file endpoints answer with one)."""
     for kind in (

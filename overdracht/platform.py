@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def generate_secrets() -> dict[str, str]:
     """Fresh secrets for a development or test platform; production brings its own."""
+    from services.documents.crypto import generate_master_keys
+
     return {
         **_key_pair("OVERDRACHT_PRINCIPAL"),
         **_key_pair("OVERDRACHT_SYSTEM"),
@@ -42,6 +44,7 @@ def generate_secrets() -> dict[str, str]:
         "OVERDRACHT_SECRET_KEY": secrets.token_hex(32),
         "OVERDRACHT_S3_ACCESS_KEY": "overdracht" + secrets.token_hex(6),
         "OVERDRACHT_S3_SECRET_KEY": secrets.token_urlsafe(30),
+        **generate_master_keys(),  # OVERDRACHT_MASTER_KEYS and _MASTER_KEY_ID
     }
 
 

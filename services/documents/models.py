@@ -1,4 +1,4 @@
-"""Documents' own tables: document metadata and the one-time tickets for file bodies."""
+"""Documents' own tables: document metadata with its wrapped data key, one-time tickets."""
 
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ class Document(Base):
     uploaded_by: Mapped[uuid.UUID]
     uploaded_by_name: Mapped[str] = mapped_column(sa.String(200))
     object_key: Mapped[str] = mapped_column(sa.String(200))
+    #: the document's data key, encrypted by the master key master_key_id (crypto.py); it
+    #: never leaves this service, and removing the row destroys it (crypto-shredding)
+    wrapped_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    master_key_id: Mapped[str] = mapped_column(sa.String(64))
 
     def as_dict(self) -> dict:
         return {

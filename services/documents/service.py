@@ -1,4 +1,9 @@
-"""Documents: metadata over RPC, file bodies over HTTP with one-time tickets, blobs in S3."""
+"""Documents: metadata over RPC, file bodies over HTTP with one-time tickets, blobs in S3.
+
+Bodies are encrypted on their way into the object store and decrypted on their way out,
+each with its own data key (crypto.py); a body whose stored bytes fail their check is
+refused before a byte of it is sent.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,13 @@ import json
 import logging
 import secrets
 import uuid
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import eventlet
 import sqlalchemy as sa
+from minio.error import S3Error
 from nameko.rpc import RpcProxy
 from nameko.web.handlers import http
 from werkzeug.wrappers import Request, Response
@@ -27,6 +34,7 @@ from overdracht.contracts import (
     SYSTEM_ACTOR,
     TICKET_HEADER,
     Forbidden,
+    IntegrityFailure,
     InvalidInput,
     NotFound,
     OverdrachtError,
@@ -38,7 +46,8 @@ from overdracht.db import Database
 from overdracht.entrypoints import rpc
 from overdracht.identity import Identity
 from overdracht.timezone import today
-from services.documents import schemas
+from services.documents import crypto, schemas
+from services.documents.crypto import IntegrityError, Keys, MissingMasterKey, WrappedKey
 from services.documents.models import Document, Outbox, PendingRemoval, Ticket
 from services.documents.storage import Storage
 from services.documents.streams import CappedReader, content_type
@@ -49,6 +58,9 @@ UPLOAD = "upload"
 BAD_TICKET = "Ongeldig of verlopen ticket."
 STORE_AWAY = "De documentenopslag is niet bereikbaar."
 DOWNLOAD = "download"
+DAMAGED = "Het document is beschadigd en wordt niet getoond."
+#: documents up to this size are checked and served from one read, held in memory meanwhile
+INLINE_BYTES = 8 * 1024 * 1024
 
 
 def _digest(token: str) -> str:
@@ -78,12 +90,26 @@ def _error(exc: OverdrachtError) -> Response:
     return _json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
 
 
+def _cut_on_failure(document_id: uuid.UUID, first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """Send plaintext on; a failure after the answer began cuts the connection (and says so)."""
+    try:
+        yield first
+        yield from rest
+    except IntegrityError as exc:
+        log.error("document %s changed while it was sent, connection cut: %s", document_id, exc)
+        raise
+    except Exception as exc:
+        log.error("object store failed during a download: %s", type(exc).__name__)
+        raise
+
+
 class DocumentsService:
     name = "documents"
 
     db = Database("documents", Outbox)
     identity = Identity()
     storage = Storage()
+    keys = Keys()
     clients = RpcProxy("clients")
 
     # --- RPC: metadata --------------------------------------------------------------------
@@ -228,7 +254,7 @@ class DocumentsService:
 
     @http("PUT", "/internal/uploads")
     def receive_upload(self, request: Request) -> Response:
-        """Stream a file body into the object store, then record the document."""
+        """Stream a file body, encrypted with its own data key, into the object store; record it."""
         limit = config.get_int("OVERDRACHT_MAX_DOCUMENT_BYTES")
         reader = CappedReader(request.environ["wsgi.input"], limit)
         ticket = self._claim(UPLOAD, request.headers.get(TICKET_HEADER, ""))
@@ -245,8 +271,9 @@ class DocumentsService:
                 )
             )
         key = f"documents/{ticket.document_id}"
+        data_key, wrapped = self.keys.new_data_key(ticket.document_id)
         try:
-            self.storage.put(key, reader)
+            self.storage.put(key, crypto.EncryptingReader(reader, data_key, ticket.document_id))
         except OverdrachtError as exc:
             reader.drain(limit)
             return _error(exc)
@@ -274,6 +301,8 @@ class DocumentsService:
             uploaded_by=uuid.UUID(details["actor"]["id"]),
             uploaded_by_name=details["uploaded_by_name"],
             object_key=key,
+            wrapped_key=wrapped.wrapped,
+            master_key_id=wrapped.master_key_id,
         )
         try:
             with self.db.transaction() as tx:
@@ -300,7 +329,7 @@ class DocumentsService:
 
     @http("GET", "/internal/downloads")
     def send_download(self, request: Request) -> Response:
-        """Stream a document's bytes from the object store."""
+        """Stream a document's bytes, decrypted, once its stored object passed its check."""
         ticket = self._claim(DOWNLOAD, request.headers.get(TICKET_HEADER, ""))
         if ticket is None:
             return _error(NotFound(BAD_TICKET))
@@ -309,7 +338,13 @@ class DocumentsService:
         if document is None:
             return _error(NotFound("Document niet gevonden."))
         try:
-            body = self.storage.get(document.object_key)
+            body = self._checked_body(document)
+        except IntegrityError as exc:
+            log.error("document %s refused, its stored bytes fail the check: %s", document.id, exc)
+            return _error(IntegrityFailure(DAMAGED))
+        except MissingMasterKey as exc:
+            log.error("document %s cannot be decrypted: %s", document.id, exc)
+            return _error(Unavailable())
         except Exception as exc:  # noqa: BLE001 - any storage fault is the same to the reader
             log.error("object store refused a download: %s", type(exc).__name__)
             return _error(Unavailable(STORE_AWAY))
@@ -322,6 +357,41 @@ class DocumentsService:
         )
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _checked_body(self, document: Document) -> Iterable[bytes]:
+        """The document's plaintext; its stored object is checked whole before anything is sent.
+
+        Tink authenticates every 1 MiB segment, but the answer's status goes out before the
+        later segments are read. So the object is decrypted once to check it (every segment,
+        the length, the SHA-256 recorded at upload). A small document is then served from
+        that read; a larger one is decrypted again as it is sent, pinned to the checked
+        object by its ETag and authenticated segment by segment again: if it changed after
+        all, the connection is cut rather than an unchecked byte sent.
+        """
+        data_key = self.keys.data_key(
+            WrappedKey(document.master_key_id, document.wrapped_key), document.id
+        )
+        source = self.storage.open(document.object_key)
+        etag = source.etag
+        kept = crypto.verify(
+            data_key,
+            source,
+            document.id,
+            document.size,
+            document.sha256,
+            keep=document.size <= INLINE_BYTES,
+        )
+        if kept is not None:
+            return kept
+        try:
+            again = self.storage.open(document.object_key, etag)
+        except S3Error as exc:
+            if exc.code == "PreconditionFailed":  # objects are written once: this is tampering
+                raise IntegrityError("the stored object changed after its check") from exc
+            raise
+        chunks = crypto.counted(crypto.decrypt(data_key, again, document.id), document.size)
+        first = next(chunks, b"")  # the first segment is authenticated before the answer
+        return _cut_on_failure(document.id, first, chunks)
 
     def _authorize(self, principal: str, client_id: str, action: str, access_point: dict) -> dict:
         """Ask clients, but not forever: nameko's RpcProxy has no timeout of its own.

@@ -1,7 +1,12 @@
-"""The object store behind one small interface: put a stream, get a stream, remove."""
+"""The object store behind one small interface: put a stream, get a stream, remove.
+
+It stores bytes as they are given: the documents service encrypts before it puts and
+decrypts after it gets (crypto.py), so what is here is what the store holds.
+"""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -59,6 +64,11 @@ class BlobStore:
 
         return chunks()
 
+    def open(self, key: str, etag: str | None = None) -> ObjectReader:
+        """An object as a readable file; with etag, only that version of it (If-Match)."""
+        headers = {"If-Match": etag} if etag else None
+        return ObjectReader(self.client.get_object(self.bucket, key, request_headers=headers))
+
     def remove(self, key: str) -> None:
         """Remove an object; removing one that is already gone is not an error."""
         self.client.remove_object(self.bucket, key)
@@ -71,6 +81,32 @@ class BlobStore:
                 return False
             raise
         return True
+
+
+class ObjectReader(io.RawIOBase):
+    """An object's bytes, read as they arrive; closing it releases the connection."""
+
+    def __init__(self, response: Any) -> None:
+        super().__init__()
+        self._response = response
+        self.etag: str | None = response.headers.get("ETag")
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._response.read(None if size < 0 else size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._response.close()
+            self._response.release_conn()
+        super().close()
 
 
 class Storage(DependencyProvider):

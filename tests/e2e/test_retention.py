@@ -108,6 +108,8 @@ def test_the_retention_timer_sweeps_by_itself(harness, platform):
                     uploaded_by=uuid.uuid4(),
                     uploaded_by_name="Test",
                     object_key=f"documents/{document_id}",
+                    wrapped_key=b"never decrypted",
+                    master_key_id=config.get("OVERDRACHT_MASTER_KEY_ID"),
                 )
             )
         deadline = time.monotonic() + 30
