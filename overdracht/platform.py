@@ -118,40 +118,44 @@ class Platform:
     # --- object store ---------------------------------------------------------------------
 
     def start_object_store(self) -> None:
-        """SeaweedFS in one process: master, volume, filer and the S3 gateway."""
+        """SeaweedFS in one process: master, volume, filer and the S3 gateway.
+
+        Only S3 with the platform's keys gets in: see overdracht/seaweedfs.py.
+        """
+        from overdracht.seaweedfs import write_security_config
+
         data = self.var / "seaweedfs"
         data.mkdir(parents=True, exist_ok=True)
-        s3_config = data / "s3.json"
-        s3_config.write_text(
-            json.dumps(
+        private = self.var / "seaweedfs-security"
+        config_dir = write_security_config(private)
+        s3_config = private / "s3.json"
+        identity = {
+            "name": "overdracht",
+            "credentials": [
                 {
-                    "identities": [
-                        {
-                            "name": "overdracht",
-                            "credentials": [
-                                {
-                                    "accessKey": self.env["OVERDRACHT_S3_ACCESS_KEY"],
-                                    "secretKey": self.env["OVERDRACHT_S3_SECRET_KEY"],
-                                }
-                            ],
-                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                        }
-                    ]
+                    "accessKey": self.env["OVERDRACHT_S3_ACCESS_KEY"],
+                    "secretKey": self.env["OVERDRACHT_S3_SECRET_KEY"],
                 }
-            )
-        )
-        s3_config.chmod(0o600)
+            ],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+        fd = os.open(s3_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"identities": [identity]}, out)
         p = self.ports
         for port in (p.master, p.volume, p.filer, p.s3):  # stale sockets break a restart
             for sock in Path("/tmp").glob(  # noqa: S108 - where SeaweedFS keeps its sockets
                 f"seaweedfs-*-{port}.sock"
             ):
                 sock.unlink(missing_ok=True)
+            for sock in Path("/tmp").glob(f"seaweedfs-*-grpc-{port + 10000}.sock"):  # noqa: S108
+                sock.unlink(missing_ok=True)
         self.spawn(
             "seaweedfs",
             [
                 bin_path("weed"),
                 "-logtostderr",  # into our log file, not files of its own in TMPDIR
+                f"-config_dir={config_dir}",  # security.toml: mutual TLS and JWT everywhere
                 "server",
                 f"-dir={data}",
                 "-ip=127.0.0.1",
@@ -169,6 +173,11 @@ class Platform:
                 "-s3.port.lance=0",
                 "-master.telemetry=false",
                 "-volume.max=0",
+                # no plain HTTP API on the master or the filer at all, and the filer's and
+                # S3's unix sockets in our own directory rather than in /tmp
+                "-disableHttp",
+                f"-filer.localSocket={private / 'filer.sock'}",
+                f"-s3.localSocket={private / 's3.sock'}",
             ],
             log=(self.log_dir or self.var / "log") / "seaweedfs.log",  # it is chatty
         )
