@@ -17,7 +17,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=config.get("OVERDRACHT_SECRET_KEY"),
         NAMEKO=config.nameko_config("gateway"),
-        CALLER_KEY=config.caller_private_key("gateway"),
+        CALLER_KEY=config.private_key("gateway"),
         RPC_TIMEOUT=float(config.get("OVERDRACHT_RPC_TIMEOUT")),
         RPC_POOL_SIZE=config.get_int("OVERDRACHT_RPC_POOL_SIZE"),
         DOCUMENTS_URL=config.get("OVERDRACHT_DOCUMENTS_URL").rstrip("/"),

@@ -66,7 +66,7 @@ def _rpc(service: str, method: str, *args: Any) -> Any:
     from overdracht.identity import OPERATOR
 
     use_provisioned_topology()
-    token = sign_system_token(OPERATOR, config.caller_private_key(OPERATOR))
+    token = sign_system_token(OPERATOR, config.private_key(OPERATOR))
     timeout = float(config.get("OVERDRACHT_RPC_TIMEOUT")) * 20
     with ClusterRpcProxy(config.nameko_config("cli"), timeout=timeout) as rpc:
         return getattr(getattr(rpc, service), method)(token, *args)

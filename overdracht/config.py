@@ -83,6 +83,8 @@ SECRETS = (
     "OVERDRACHT_GATEWAY_PUBLIC_KEY",
     "OVERDRACHT_OPERATOR_PRIVATE_KEY",
     "OVERDRACHT_OPERATOR_PUBLIC_KEY",
+    "OVERDRACHT_CLIENTS_PRIVATE_KEY",
+    "OVERDRACHT_CLIENTS_PUBLIC_KEY",
     "OVERDRACHT_PEPPER",
     "OVERDRACHT_SECRET_KEY",
     "OVERDRACHT_S3_ACCESS_KEY",
@@ -170,16 +172,19 @@ def audit_checkpoint_public_key() -> Ed25519PublicKey:
     )
 
 
-def caller_private_key(caller: str) -> Ed25519PrivateKey:
-    """The key a caller without a principal (gateway, operator) signs its RPC calls with."""
+def private_key(holder: str) -> Ed25519PrivateKey:
+    """A holder's own Ed25519 key (OVERDRACHT_<HOLDER>_PRIVATE_KEY).
+
+    The gateway and the operator sign their calls with theirs, clients its grants.
+    """
     return Ed25519PrivateKey.from_private_bytes(
-        bytes.fromhex(get(f"OVERDRACHT_{caller.upper()}_PRIVATE_KEY"))
+        bytes.fromhex(get(f"OVERDRACHT_{holder.upper()}_PRIVATE_KEY"))
     )
 
 
-def caller_public_key(caller: str) -> Ed25519PublicKey:
+def public_key(holder: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(
-        bytes.fromhex(get(f"OVERDRACHT_{caller.upper()}_PUBLIC_KEY"))
+        bytes.fromhex(get(f"OVERDRACHT_{holder.upper()}_PUBLIC_KEY"))
     )
 
 

@@ -213,6 +213,42 @@ def verify_system_token(token: Any, key: Ed25519PublicKey) -> str:
         raise Unauthenticated("geen geldige systeemidentiteit") from exc
 
 
+#: clients' answer to "may this provider do this with this client?" is signed with its own
+#: key, so that documents acts only on a grant clients gave, whoever else answered the call
+_GRANT_AUDIENCE = "overdracht-grant"
+GRANT_TTL = timedelta(seconds=60)
+
+
+def sign_grant(principal: Principal, client_id: str, action: str, key: Ed25519PrivateKey) -> str:
+    """Clients' permission for one action by one session on one client."""
+    now = datetime.now(UTC)
+    claims = {
+        "sub": client_id,
+        "provider": principal.provider_id,
+        "session": principal.session_id,
+        "action": action,
+        "aud": _GRANT_AUDIENCE,
+        "iat": now,
+        "exp": now + GRANT_TTL,
+    }
+    return jwt.encode(claims, key, algorithm=_ALGORITHM)
+
+
+def verify_grant(
+    token: Any, key: Ed25519PublicKey, principal: Principal, client_id: str, action: str
+) -> None:
+    """Raise Forbidden unless token is clients' grant of exactly this action."""
+    try:
+        claims = jwt.decode(token, key, algorithms=[_ALGORITHM], audience=_GRANT_AUDIENCE)
+    except (jwt.PyJWTError, TypeError) as exc:
+        raise Forbidden("U heeft geen toegang tot deze cliënt.", "no_grant") from exc
+    expected = (client_id, principal.provider_id, principal.session_id, action)
+    if (claims.get("sub"), claims.get("provider"), claims.get("session"), claims.get("action")) != (
+        expected
+    ):
+        raise Forbidden("U heeft geen toegang tot deze cliënt.", "no_grant")
+
+
 # --- file bodies ---------------------------------------------------------------------
 
 #: The gateway hands documents a one-time ticket in this header (never in a URL, so no

@@ -53,8 +53,8 @@ class Identity(DependencyProvider):
             config.principal_public_key(),
             {
                 RETENTION: config.system_public_key(),
-                GATEWAY: config.caller_public_key(GATEWAY),
-                OPERATOR: config.caller_public_key(OPERATOR),
+                GATEWAY: config.public_key(GATEWAY),
+                OPERATOR: config.public_key(OPERATOR),
             },
         )
 

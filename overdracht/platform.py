@@ -39,6 +39,7 @@ def generate_secrets() -> dict[str, str]:
         **_key_pair("OVERDRACHT_SYSTEM"),
         **_key_pair("OVERDRACHT_GATEWAY"),
         **_key_pair("OVERDRACHT_OPERATOR"),
+        **_key_pair("OVERDRACHT_CLIENTS"),
         **_key_pair("OVERDRACHT_AUDIT_CHECKPOINT"),
         "OVERDRACHT_PEPPER": secrets.token_hex(32),
         "OVERDRACHT_SECRET_KEY": secrets.token_hex(32),

@@ -27,6 +27,7 @@ from overdracht.contracts import (
     Principal,
     RateLimited,
     make_event,
+    sign_grant,
 )
 from overdracht.db import Database
 from overdracht.entrypoints import rpc
@@ -220,6 +221,7 @@ class ClientsService:
         return {
             **client.summary(),
             "due_date": client.due_date.isoformat() if client.due_date else None,
+            "grant": sign_grant(who, str(cid), action, config.private_key("clients")),
         }
 
     # --- retention (system calls, no client data leaves) ---------------------------------

@@ -41,6 +41,7 @@ from overdracht.contracts import (
     Principal,
     Unavailable,
     make_event,
+    verify_grant,
 )
 from overdracht.db import Database
 from overdracht.entrypoints import rpc
@@ -76,6 +77,13 @@ def _document_id(value: Any) -> uuid.UUID:
 
 def _document_object(document: Document) -> dict:
     return {"type": "document", "id": str(document.id), "document_type": document.document_type}
+
+
+def _client_uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 def _due_date(client: dict) -> date | None:
@@ -401,10 +409,27 @@ class DocumentsService:
         """
         try:
             with eventlet.Timeout(float(config.get("OVERDRACHT_RPC_TIMEOUT"))):
-                return self.clients.authorize(principal, client_id, action, access_point)
+                answer = self.clients.authorize(principal, client_id, action, access_point)
         except eventlet.Timeout:
             log.error("clients did not answer in time")
             raise Unavailable() from None
+        # act only on a grant clients signed for exactly this: whoever else might answer
+        # the call on the bus holds no key to forge one
+        grant = answer.pop("grant", None) if isinstance(answer, dict) else None
+        try:
+            if not isinstance(answer, dict) or answer.get("id") != str(_client_uuid(client_id)):
+                raise Forbidden("U heeft geen toegang tot deze cliënt.", "no_grant")
+            verify_grant(
+                grant,
+                config.public_key("clients"),
+                self.identity(principal),
+                answer["id"],
+                action,
+            )
+        except Forbidden:
+            log.error("an authorize answer without clients' valid grant was refused")
+            raise
+        return answer
 
     def _current(self, document_id: str) -> Document:
         with self.db.read() as session:

@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from kombu import pools
+from kombu import Connection, Exchange, Producer, Queue, pools
+from kombu import Consumer as KombuConsumer
 from nameko.rpc import Rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from overdracht.bus import SERVICES
-from overdracht.contracts import Principal, Unauthenticated, sign_principal, sign_system_token
+from overdracht.contracts import (
+    Principal,
+    Unauthenticated,
+    sign_grant,
+    sign_principal,
+    sign_system_token,
+)
 
 
 def rpc_methods() -> list[tuple[str, str, int]]:
@@ -84,3 +94,78 @@ def test_wiping_everything_through_retention_is_refused(harness, insider_rpc):
             insider_rpc.retention.sweep(token, "2099-12-31")
     listed = api.get(f"/clients/{client['id']}/documents").json()["documents"]
     assert [d["id"] for d in listed] == [document["id"]]
+
+
+@contextmanager
+def impostor_answering(insider_uri: str, service: str, result) -> Iterator[list]:
+    """Consume rpc-<service> with the insider's login and answer every call with result."""
+    answered: list = []
+    stop = threading.Event()
+    ready = threading.Event()
+
+    def serve() -> None:
+        with Connection(insider_uri) as connection:
+            channel = connection.channel()
+            producer = Producer(channel, serializer="json")
+            exchange = Exchange("nameko-rpc", type="topic", durable=True, no_declare=True)
+
+            def reply(body, message) -> None:
+                answered.append(body)
+                producer.publish(
+                    {"result": result(body), "error": None},
+                    exchange=exchange,
+                    routing_key=message.properties["reply_to"],
+                    correlation_id=message.properties["correlation_id"],
+                )
+                message.ack()
+
+            queue = Queue(f"rpc-{service}", no_declare=True)
+            with KombuConsumer(channel, queues=[queue], callbacks=[reply], accept=["json"]):
+                ready.set()
+                while not stop.is_set():
+                    try:
+                        connection.drain_events(timeout=0.2)
+                    except TimeoutError:
+                        continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield answered
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_documents_acts_only_on_a_grant_clients_signed(harness, platform, insider):
+    """Someone answers clients.authorize in clients' place: documents still shows nothing."""
+    owner = harness.provider()
+    client = harness.new_client(owner)
+    harness.upload(owner, client["id"])
+    stranger = harness.provider()
+    assert stranger.get(f"/clients/{client['id']}/documents").status_code == 403
+
+    forged_key = Ed25519PrivateKey.generate()
+    grants = iter(["not a grant", None, "forged-signature"])
+
+    def allowed(body):
+        grant = next(grants, "forged-signature")
+        if grant == "forged-signature":
+            who = Principal("x", "x", "x", "zorgverlener", "x", "x")
+            grant = sign_grant(who, body["args"][1], body["args"][2], forged_key)
+        return {"id": body["args"][1], "name": "Jansen", "due_date": None, "grant": grant}
+
+    platform.stop("clients")
+    try:
+        with impostor_answering(insider, "clients", allowed) as answered:
+            for _ in range(3):
+                response = stranger.get(f"/clients/{client['id']}/documents")
+                assert response.status_code == 403, response.text
+                assert "documents" not in response.json()
+        assert len(answered) == 3  # the impostor did answer every call
+    finally:
+        platform.start_again("clients")
+        pools.reset()
+    listed = owner.get(f"/clients/{client['id']}/documents")
+    assert listed.status_code == 200 and len(listed.json()["documents"]) == 1
