@@ -6,7 +6,6 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-import phonenumbers
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from sqlalchemy.orm import Session
@@ -19,7 +18,7 @@ from overdracht.contracts import (
     InvalidInput,
     make_event,
 )
-from overdracht.names import ONE_SCRIPT_MESSAGE, normalized, one_script
+from overdracht.typed import ONE_SCRIPT_MESSAGE, dutch_phone, normalized, one_script
 from services.auth.models import Provider
 
 PROFESSIONS = ("verloskundige", "gynaecoloog", "kraamverzorgende", "arts", "verpleegkundige")
@@ -29,8 +28,6 @@ MAX_PASSWORD = 128
 hasher = PasswordHasher()
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-#: how a mobile number may be typed: digits, spaces, dashes, brackets, one leading +
-_PHONE_TYPED = re.compile(r"\+?[0-9]+")
 PHONE_MESSAGE = "Ongeldig mobiel nummer: een Nederlands 06-nummer (0612345678 of +31 6 ...)."
 
 
@@ -49,22 +46,8 @@ def full_name(value: Any) -> str:
 
 
 def mobile_phone(value: Any) -> str:
-    """A Dutch mobile number (phonenumbers' metadata), stored as 06 and 8 digits."""
-    typed = re.sub(r"[\s\-()]", "", str(value or ""))
-    if not _PHONE_TYPED.fullmatch(typed):
-        raise InvalidInput(PHONE_MESSAGE, "invalid_phone")
-    try:
-        number = phonenumbers.parse(typed, "NL")
-    except phonenumbers.NumberParseException:
-        raise InvalidInput(PHONE_MESSAGE, "invalid_phone") from None
-    national = "0" + phonenumbers.national_significant_number(number)
-    if (
-        not phonenumbers.is_valid_number_for_region(number, "NL")
-        or phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE
-        or len(national) != 10
-    ):
-        raise InvalidInput(PHONE_MESSAGE, "invalid_phone")
-    return national
+    """A Dutch mobile number, stored as 06 and 8 digits."""
+    return dutch_phone(value, PHONE_MESSAGE, mobile=True)
 
 
 def check_password(password: str) -> None:

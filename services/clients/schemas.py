@@ -8,17 +8,14 @@ import re
 from datetime import date, timedelta
 from typing import Any
 
-import phonenumbers
 from stdnum.exceptions import ValidationError
 from stdnum.nl import bsn as stdnum_bsn
 
 from overdracht.contracts import InvalidInput
-from overdracht.names import ONE_SCRIPT_MESSAGE, normalized, one_script
 from overdracht.timezone import today
+from overdracht.typed import ONE_SCRIPT_MESSAGE, dutch_phone, normalized, one_script
 
 _NAME = re.compile(r"^[^\W\d_]+(?:[ '\-][^\W\d_]+)*$")
-#: how a phone number may be typed: digits, spaces, dashes, brackets, one leading +
-_PHONE_TYPED = re.compile(r"\+?[0-9]+")
 PHONE_MESSAGE = "Telefoonnummer: geen geldig Nederlands nummer van 10 cijfers (zoals 0612345678)."
 
 
@@ -60,21 +57,11 @@ def bsn(value: Any) -> str:
 
 
 def phone(value: Any) -> str:
-    """A valid Dutch number (phonenumbers' metadata), in the national 10-digit form: 06…, 020…
+    """A valid Dutch number, in the national 10-digit form: 06…, 020…
 
     Stored hashes are of exactly this form, so +31 6…, 0031 6… and 06-… all find her.
     """
-    typed = re.sub(r"[\s\-()]", "", str(value or ""))
-    if not _PHONE_TYPED.fullmatch(typed):
-        raise InvalidInput(PHONE_MESSAGE, "invalid_phone")
-    try:
-        number = phonenumbers.parse(typed, "NL")
-    except phonenumbers.NumberParseException:
-        raise InvalidInput(PHONE_MESSAGE, "invalid_phone") from None
-    national = "0" + phonenumbers.national_significant_number(number)
-    if not phonenumbers.is_valid_number_for_region(number, "NL") or len(national) != 10:
-        raise InvalidInput(PHONE_MESSAGE, "invalid_phone")
-    return national
+    return dutch_phone(value, PHONE_MESSAGE)
 
 
 def maiden_name(value: Any) -> str:

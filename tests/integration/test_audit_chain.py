@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from overdracht import config, db
 from overdracht.contracts import (
     CLIENT_CREATED,
     CLIENT_SEARCHED,
@@ -21,28 +17,7 @@ from overdracht.contracts import (
 from services.audit import chain
 from services.audit.models import AuditRecord
 
-POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
 ACTOR = {"type": "provider", "id": "p-1", "username": "verlos-anna", "role": "zorgverlener"}
-
-
-@pytest.fixture
-def engine(monkeypatch, tmp_path) -> Iterator[sa.Engine]:
-    """A throw-away audit database, migrated to head, dropped afterwards whatever happens."""
-    url = f"{POSTGRES}overdracht_it_audit_{uuid.uuid4().hex[:12]}"
-    monkeypatch.setenv("OVERDRACHT_ENV_FILE", str(tmp_path / "no-env-file"))
-    monkeypatch.setenv("OVERDRACHT_AUDIT_DB", url)
-    config._file_values.cache_clear()
-    engine = None
-    try:
-        db.create_database(url)
-        db.migrate("audit", url)
-        engine = db.make_engine(url, poolclass=sa.pool.NullPool)
-        yield engine
-    finally:
-        if engine is not None:
-            engine.dispose()
-        db.drop_database(url)
-        config._file_values.cache_clear()
 
 
 def _events(count: int) -> list[dict]:

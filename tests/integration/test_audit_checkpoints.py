@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 
-from overdracht import cli, config, db
+from overdracht import cli
 from overdracht.contracts import CLIENT_SEARCHED, DOCUMENT_DOWNLOADED, make_event
 from services.audit import chain
 from services.audit.checkpoints import (
@@ -23,29 +21,8 @@ from services.audit.checkpoints import (
 )
 from services.audit.models import AuditRecord
 
-POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
 ACTOR = {"type": "provider", "id": "p-1", "username": "verlos-anna", "role": "zorgverlener"}
 KEY = Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def engine(monkeypatch, tmp_path) -> Iterator[sa.Engine]:
-    """A throw-away audit database, migrated to head, dropped afterwards whatever happens."""
-    url = f"{POSTGRES}overdracht_it_audit_{uuid.uuid4().hex[:12]}"
-    monkeypatch.setenv("OVERDRACHT_ENV_FILE", str(tmp_path / "no-env-file"))
-    monkeypatch.setenv("OVERDRACHT_AUDIT_DB", url)
-    config._file_values.cache_clear()
-    engine = None
-    try:
-        db.create_database(url)
-        db.migrate("audit", url)
-        engine = db.make_engine(url, poolclass=sa.pool.NullPool)
-        yield engine
-    finally:
-        if engine is not None:
-            engine.dispose()
-        db.drop_database(url)
-        config._file_values.cache_clear()
 
 
 @pytest.fixture

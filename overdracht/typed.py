@@ -1,15 +1,19 @@
-"""Names people type (a client's maiden name, a provider's full name): one form, one script.
+"""What people type that two services check alike: names and Dutch phone numbers.
 
-Shared because two services check names the same way and must not drift apart: two
-names that look the same must be the same string.
+Shared so the checks cannot drift apart: two names that look the same must be the same
+string, and a number must be stored in one form, whichever service keeps it.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
+import phonenumbers
 import regex
+
+from overdracht.contracts import InvalidInput
 
 #: the scripts a name may be written in, one per name (UTS #39 "single script"): a Latin name
 #: with a Cyrillic or Greek lookalike letter in it is refused; Common and Inherited characters
@@ -40,3 +44,29 @@ def one_script(name: str) -> bool:
     if unicodedata.normalize("NFKC", name) != name:
         return False
     return any(pattern.fullmatch(name) for pattern in _ONE_SCRIPT)
+
+
+#: how a phone number may be typed: digits, spaces, dashes, brackets, one leading +
+_PHONE_TYPED = re.compile(r"\+?[0-9]+")
+
+
+def dutch_phone(value: Any, message: str, mobile: bool = False) -> str:
+    """A valid Dutch number (phonenumbers' metadata) in its national 10-digit form (06…, 020…).
+
+    Raise InvalidInput(message) otherwise; with mobile, only mobile numbers pass.
+    """
+    typed = re.sub(r"[\s\-()]", "", str(value or ""))
+    if not _PHONE_TYPED.fullmatch(typed):
+        raise InvalidInput(message, "invalid_phone")
+    try:
+        number = phonenumbers.parse(typed, "NL")
+    except phonenumbers.NumberParseException:
+        raise InvalidInput(message, "invalid_phone") from None
+    national = "0" + phonenumbers.national_significant_number(number)
+    if (
+        not phonenumbers.is_valid_number_for_region(number, "NL")
+        or len(national) != 10
+        or (mobile and phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE)
+    ):
+        raise InvalidInput(message, "invalid_phone")
+    return national
