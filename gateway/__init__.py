@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import overdracht  # noqa: F401 - first, for its warning filter (gateway.rpc imports eventlet)
 from gateway.rpc import RpcPool
 from overdracht import config
 
