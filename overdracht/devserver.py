@@ -150,9 +150,9 @@ def main() -> int:
                 print("Demo-accounts (rol, gebruikersnaam, wachtwoord):\n" + accounts, flush=True)
                 print(f"De sms-code staat in {config.get('OVERDRACHT_SMS_OUTBOX')}.", flush=True)
             print("Stoppen: Ctrl-C\n", flush=True)
-            while True:
-                platform.check_alive()
-                time.sleep(1)
+            while True:  # a part that exits is started again; only Ctrl-C ends it all
+                platform.supervise()
+                time.sleep(0.5)
     except KeyboardInterrupt:
         print("\nOverdracht stopt...", flush=True)
         return 0

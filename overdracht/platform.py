@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from overdracht.bus import SERVICES, queue_consumers
 
 ROOT = Path(__file__).resolve().parent.parent
+#: how long a process has between SIGTERM and SIGKILL: Ctrl-C ends everything within 10 s
+STOP_SECONDS = 7
 
 
 def generate_secrets() -> dict[str, str]:
@@ -103,6 +105,10 @@ class Platform:
     log_dir: Path | None = None
     #: False when the S3 endpoint is someone else's (MinIO in a container, production)
     embedded_object_store: bool = True
+    #: supervision: when each process last started, how often it died since, when it is due
+    _started_at: dict[str, float] = field(default_factory=dict)
+    _failures: dict[str, int] = field(default_factory=dict)
+    _due: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.var = self.var.resolve()  # children run in the repository, not in our cwd
@@ -237,13 +243,16 @@ class Platform:
                 "--timeout",
                 "300",
                 "--graceful-timeout",
-                "10",
+                "5",
                 # longer than a client's pause between two requests: gunicorn's 2 s default
                 # closes idle connections just as clients reuse them (POSTs then fail)
                 "--keep-alive",
                 "30",
                 "--access-logfile",
                 "-",
+                # its own control socket, not the one every gunicorn of this user shares
+                "--control-socket",
+                str(self.var / "gunicorn.ctl"),
                 "gateway.wsgi:app",
             ],
         )
@@ -287,6 +296,7 @@ class Platform:
             if out is not None:
                 out.close()
         self.processes.append((name, process))
+        self._started_at[name] = time.monotonic()
         return process
 
     def start_again(self, name: str) -> None:
@@ -300,7 +310,32 @@ class Platform:
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited with code {process.returncode}")
 
-    def stop(self, name: str | None = None, timeout: float = 15) -> None:
+    def supervise(self, say=print) -> None:
+        """Restart every process that exited, after a back-off that doubles while it keeps
+        dying (1 s up to 30 s) and starts over once it stayed up a minute. Never stops."""
+        now = time.monotonic()
+        for name, process in list(self.processes):
+            if process.poll() is None:
+                continue
+            self.processes.remove((name, process))
+            failures = (
+                0 if now - self._started_at.get(name, now) > 60 else self._failures.get(name, 0)
+            )
+            delay = min(2**failures, 30)
+            self._failures[name] = failures + 1
+            self._due[name] = now + delay
+            say(
+                f"{name} is gestopt (code {process.returncode}); herstart over {delay} s",
+                flush=True,
+            )
+        for name, due in list(self._due.items()):
+            if due <= now:
+                del self._due[name]
+                argv, log = self.commands[name]
+                self.spawn(name, argv, log)
+                say(f"{name} herstart", flush=True)
+
+    def stop(self, name: str | None = None, timeout: float = STOP_SECONDS) -> None:
         """SIGTERM, then SIGKILL what is still there; in reverse order of starting."""
         while True:
             try:
