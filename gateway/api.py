@@ -89,7 +89,10 @@ def login():
     data = body()
     with services() as rpc:
         result = rpc.auth.start_login(
-            caller_token(), data.get("username"), data.get("password"), access_point()
+            caller_token("auth.start_login"),
+            data.get("username"),
+            data.get("password"),
+            access_point(),
         )
     return jsonify(result)
 
@@ -99,7 +102,10 @@ def login_verify():
     data = body()
     with services() as rpc:
         result = rpc.auth.verify_login(
-            caller_token(), data.get("challenge"), data.get("code"), access_point()
+            caller_token("auth.verify_login"),
+            data.get("challenge"),
+            data.get("code"),
+            access_point(),
         )
     response = jsonify(token=result["token"])
     set_session_cookie(response, result["token"])
@@ -114,7 +120,7 @@ def me():
 @bp.post("/logout")
 def logout():
     with services() as rpc:
-        rpc.auth.logout(caller_token(), session_token(), access_point())
+        rpc.auth.logout(caller_token("auth.logout"), session_token(), access_point())
     response = Response(status=204)
     clear_session_cookie(response)
     return response

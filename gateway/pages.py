@@ -121,7 +121,7 @@ def login():
         try:
             with services() as rpc:
                 result = rpc.auth.start_login(
-                    caller_token(),
+                    caller_token("auth.start_login"),
                     request.form.get("username"),
                     request.form.get("password"),
                     access_point(),
@@ -144,7 +144,10 @@ def login_code():
         try:
             with services() as rpc:
                 result = rpc.auth.verify_login(
-                    caller_token(), challenge, request.form.get("code"), access_point()
+                    caller_token("auth.verify_login"),
+                    challenge,
+                    request.form.get("code"),
+                    access_point(),
                 )
         except Unauthenticated as exc:
             flash(exc.message, "error")
@@ -158,7 +161,7 @@ def login_code():
 @bp.post("/uitloggen")
 def logout():
     with services() as rpc:
-        rpc.auth.logout(caller_token(), session_token(), access_point())
+        rpc.auth.logout(caller_token("auth.logout"), session_token(), access_point())
     flash("U bent uitgelogd.", "info")
     response = redirect(url_for("pages.login"))
     clear_session_cookie(response)

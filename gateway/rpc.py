@@ -11,7 +11,7 @@ from typing import Any
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from overdracht.bus import use_provisioned_topology
+from overdracht.bus import standalone_replies, use_provisioned_topology
 from overdracht.contracts import OverdrachtError
 
 use_provisioned_topology()
@@ -34,7 +34,11 @@ class RpcPool:
         try:
             holder, proxy = self._idle.get_nowait()
         except queue.Empty:
-            holder = ClusterRpcProxy(self._config, timeout=self._timeout)
+            holder = ClusterRpcProxy(
+                self._config,
+                timeout=self._timeout,
+                reply_listener_cls=standalone_replies("gateway"),
+            )
             proxy = holder.start()
         healthy = False
         try:

@@ -24,13 +24,13 @@ def services() -> Iterator[Any]:
         yield proxy
 
 
-#: a call to auth needs no longer than this: a token taken from the bus goes stale at once
+#: a call to auth needs no longer than this; the token is good for that one method only
 CALLER_TOKEN_TTL = timedelta(seconds=60)
 
 
-def caller_token() -> str:
-    """This gateway's signature for a call it makes before anyone is logged in (auth's)."""
-    return sign_system_token("gateway", current_app.config["CALLER_KEY"], CALLER_TOKEN_TTL)
+def caller_token(call: str) -> str:
+    """This gateway's signature for one call it makes before anyone is logged in (auth's)."""
+    return sign_system_token("gateway", current_app.config["CALLER_KEY"], CALLER_TOKEN_TTL, call)
 
 
 def access_point() -> dict[str, str]:
@@ -71,7 +71,7 @@ def current() -> dict[str, Any]:
         if not token:
             raise Unauthenticated("U bent niet ingelogd.", "unauthenticated")
         with services() as rpc:
-            g.caller = rpc.auth.authenticate(caller_token(), token)
+            g.caller = rpc.auth.authenticate(caller_token("auth.authenticate"), token)
     return g.caller
 
 

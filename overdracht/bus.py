@@ -8,9 +8,10 @@ configure permission on anything shared, so none can delete, redeclare or rebind
 
 Least privilege, per component (regexes on names, plus topic permissions on routing keys):
 - it consumes only its own RPC queue and its own reply queues;
-- it publishes RPC requests only for the methods it calls, and replies (routing keys that
-  are reply-queue UUIDs); it binds nothing to the RPC exchange but its reply UUIDs, so no
-  one can bind `#` and read other calls;
+- it publishes RPC requests only for the methods it calls, and replies only to the
+  components that may call it; it binds nothing to the RPC exchange but its own reply
+  keys (`reply-<component>-<uuid>`), so no one can bind `#` and read other calls, nor
+  another component's reply key and read its answers;
 - it publishes events only on its own event exchange, only its own event names;
 - only audit consumes the event queues.
 """
@@ -24,13 +25,17 @@ import re
 import secrets
 import shutil
 import subprocess
+import uuid
+from functools import cache
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import pika
-from kombu import Exchange
+from kombu import Exchange, Queue
 from nameko import rpc as nameko_rpc
 from nameko.constants import RPC_EXCHANGE_CONFIG_KEY
+from nameko.rpc import RPC_REPLY_QUEUE_TTL, ReplyListener
+from nameko.standalone.rpc import SingleThreadedReplyListener
 
 from overdracht.contracts import EVENT_SOURCES
 
@@ -59,8 +64,6 @@ CALLS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-#: nameko's standalone proxies (gateway, CLI) name their reply queues after this
-_STANDALONE = "standalone_rpc_proxy"
 
 
 def audit_handler(source: str) -> str:
@@ -112,12 +115,17 @@ def password_hash(password: str) -> str:
 
 
 def _any(names: list[str]) -> str:
-    return "^(" + "|".join(names) + ")$" if names else "^$"
+    # `$` alone would also match before a trailing newline ("clients.authorize\n")
+    return "^(" + "|".join(names) + ")(?!\\n)$" if names else "^$"
 
 
 def _reply_queue(component: str) -> str:
-    owner = component if component in SERVICES else _STANDALONE
-    return rf"rpc\.reply-{re.escape(owner)}-{_UUID}"
+    return rf"rpc\.reply-{re.escape(component)}-{_UUID}"
+
+
+def _reply_key(*components: str) -> str:
+    """The routing keys replies to these components travel with (see OwnReplies)."""
+    return rf"reply-({'|'.join(re.escape(c) for c in components)})-{_UUID}"
 
 
 def _permissions(component: str) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -137,13 +145,15 @@ def _permissions(component: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     resource = {"configure": _any(reply_queue), "write": _any(write), "read": _any(read)}
 
     rpc_keys = [re.escape(f"{s}.{m}") for s, methods in calls.items() for m in methods]
+    callers = [c for c, called in CALLS.items() if component in called]
     topics = [
         {
             "exchange": RPC_EXCHANGE,
-            # requests it may make, and replies (to reply-queue UUIDs) if it serves calls
-            "write": _any(rpc_keys + ([_UUID] if serves else [])),
-            # the only bindings it may make: its own reply queues' UUIDs, never a wildcard
-            "read": _any([_UUID] if calls else []),
+            # requests it may make, and replies to the components that may call it
+            "write": _any(rpc_keys + ([_reply_key(*callers)] if callers else [])),
+            # the only bindings it may make: its own reply keys, never a wildcard, never
+            # another component's (whose replies would then reach it too)
+            "read": _any([_reply_key(component)] if calls else []),
         }
     ]
     if publishes:
@@ -277,6 +287,49 @@ def _provisioned_rpc_exchange(config: dict[str, Any]) -> Exchange:
     """nameko-rpc, declared by provisioning: used by components, never (re)declared by them."""
     name = config.get(RPC_EXCHANGE_CONFIG_KEY, RPC_EXCHANGE)
     return Exchange(name, durable=True, type="topic", no_declare=True)
+
+
+class OwnReplies:
+    """A reply queue and routing key named after the component: `reply-<component>-<uuid>`.
+
+    nameko names a reply key by a bare UUID, which every service it calls learns from the
+    request's reply_to: with UUID-shaped bindings allowed, one service could bind another
+    caller's key and read its replies. With the component in the key, the topic
+    permissions let each component bind only its own.
+    """
+
+    component: str | None = None
+
+    def setup(self) -> None:
+        reply_id = f"{self.component or self.container.service_name}-{uuid.uuid4()}"
+        self.routing_key = f"reply-{reply_id}"
+        self.queue = Queue(
+            f"rpc.reply-{reply_id}",
+            exchange=_provisioned_rpc_exchange(self.container.config),
+            routing_key=self.routing_key,
+            queue_arguments={"x-expires": RPC_REPLY_QUEUE_TTL},
+        )
+        self.queue_consumer.register_provider(self)
+
+
+class ServiceReplyListener(OwnReplies, ReplyListener):
+    """Replies to a service's own calls (documents, retention)."""
+
+
+class RpcProxy(nameko_rpc.RpcProxy):
+    """nameko's RpcProxy, its replies on the service's own reply keys."""
+
+    rpc_reply_listener = ServiceReplyListener()
+
+
+@cache
+def standalone_replies(component: str) -> type:
+    """The reply listener for a standalone proxy (gateway, CLI) calling as component."""
+    return type(
+        f"{component.title()}ReplyListener",
+        (OwnReplies, SingleThreadedReplyListener),
+        {"component": component},
+    )
 
 
 def use_provisioned_topology() -> None:

@@ -62,13 +62,16 @@ def _rpc(service: str, method: str, *args: Any) -> Any:
     """Call a service as the operator: the CLI's broker user, the operator's signed token."""
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    from overdracht.bus import use_provisioned_topology
+    from overdracht.bus import standalone_replies, use_provisioned_topology
     from overdracht.identity import OPERATOR
 
     use_provisioned_topology()
-    token = sign_system_token(OPERATOR, config.private_key(OPERATOR))
+    token = sign_system_token(OPERATOR, config.private_key(OPERATOR), call=f"{service}.{method}")
     timeout = float(config.get("OVERDRACHT_RPC_TIMEOUT")) * 20
-    with ClusterRpcProxy(config.nameko_config("cli"), timeout=timeout) as rpc:
+    replies = standalone_replies("cli")
+    with ClusterRpcProxy(
+        config.nameko_config("cli"), timeout=timeout, reply_listener_cls=replies
+    ) as rpc:
         return getattr(getattr(rpc, service), method)(token, *args)
 
 

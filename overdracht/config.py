@@ -224,7 +224,13 @@ def amqp_ssl() -> dict[str, Any] | None:
     ca_file = get("OVERDRACHT_AMQP_CA_FILE")
     if not ca_file:
         return None
-    options: dict[str, Any] = {"ca_certs": ca_file, "cert_reqs": ssl.CERT_REQUIRED}
+    # server_hostname None: kombu fills in the URI's host, so py-amqp checks the name too,
+    # not only that the CA signed the certificate
+    options: dict[str, Any] = {
+        "ca_certs": ca_file,
+        "cert_reqs": ssl.CERT_REQUIRED,
+        "server_hostname": None,
+    }
     if get("OVERDRACHT_AMQP_CERT_FILE"):
         options["certfile"] = get("OVERDRACHT_AMQP_CERT_FILE")
         options["keyfile"] = get("OVERDRACHT_AMQP_KEY_FILE")

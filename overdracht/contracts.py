@@ -195,22 +195,32 @@ def verify_principal(token: Any, key: Ed25519PublicKey) -> Principal:
 _SYSTEM_AUDIENCE = "overdracht-system"
 
 
-def sign_system_token(service: str, key: Ed25519PrivateKey, ttl: timedelta = PRINCIPAL_TTL) -> str:
+def sign_system_token(
+    service: str,
+    key: Ed25519PrivateKey,
+    ttl: timedelta = PRINCIPAL_TTL,
+    call: str | None = None,
+) -> str:
+    """A caller's signature for one call (`clients.delete_clients`): valid for that alone."""
     now = datetime.now(UTC)
     claims = {"sub": service, "aud": _SYSTEM_AUDIENCE, "iat": now, "exp": now + ttl}
+    if call is not None:
+        claims["call"] = call
     return jwt.encode(claims, key, algorithm=_ALGORITHM)
 
 
-def verify_system_token(token: Any, key: Ed25519PublicKey) -> str:
-    """The name of the system service that signed token; raise Unauthenticated otherwise."""
+def verify_system_token(token: Any, key: Ed25519PublicKey, call: str | None = None) -> str:
+    """Who signed token (for call, when given); raise Unauthenticated otherwise."""
     if not isinstance(token, str):
         raise Unauthenticated("geen geldige systeemidentiteit")
     try:
-        return str(
-            jwt.decode(token, key, algorithms=[_ALGORITHM], audience=_SYSTEM_AUDIENCE)["sub"]
-        )
+        claims = jwt.decode(token, key, algorithms=[_ALGORITHM], audience=_SYSTEM_AUDIENCE)
+        signer = str(claims["sub"])
     except (jwt.PyJWTError, KeyError) as exc:
         raise Unauthenticated("geen geldige systeemidentiteit") from exc
+    if call is not None and claims.get("call") != call:
+        raise Unauthenticated("geen geldige systeemidentiteit")
+    return signer
 
 
 #: clients' answer to "may this provider do this with this client?" is signed with its own

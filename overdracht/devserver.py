@@ -112,8 +112,13 @@ def clean() -> int:
     The names come from the stack, so this also clears what an older version, or a run
     whose var/ is already gone, left behind under them.
     """
-    names = provision.generate(stack())  # fresh passwords, but the names are what counts
-    provision.remove({**config.DEFAULTS, **names, **config._file_values(), **os.environ})
+    if config.is_production():
+        print("make clean weigert in productie: het verwijdert databases.", file=sys.stderr)
+        return 2
+    # only the names of this development stack: never URIs the shell happens to carry
+    names = provision.generate(stack())
+    admin = config.get("OVERDRACHT_POSTGRES_ADMIN_URL")
+    provision.remove({**names, "OVERDRACHT_POSTGRES_ADMIN_URL": admin})
     print("Overdracht: vhost, broker users, databases and roles verwijderd.", flush=True)
     return 0
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -21,6 +22,8 @@ from overdracht.contracts import OverdrachtError
 
 use_provisioned_topology()
 
+log = logging.getLogger(__name__)
+
 
 class ProvisionedRpcConsumer(RpcConsumer):
     """Consumes rpc-<service> as provisioned: no queue declaration, no binding of `<svc>.*`."""
@@ -28,6 +31,23 @@ class ProvisionedRpcConsumer(RpcConsumer):
     def setup(self) -> None:
         super().setup()
         self.queue.no_declare = True
+
+    def handle_result(self, message: Any, result: Any, exc_info: Any) -> Any:
+        """Reply; a reply that cannot be sent is logged, and does not end the service.
+
+        nameko's responder raises when the broker refuses the reply (a reply key this
+        service may not use, sent by a caller who is not what it claims) and that kills
+        the whole container: one bad request must not take a service down.
+        """
+        try:
+            return super().handle_result(message, result, exc_info)
+        except Exception as exc:  # noqa: BLE001 - any failure to reply, see above
+            log.error("reply not delivered, request dropped: %s", type(exc).__name__)
+            try:
+                self.queue_consumer.ack_message(message)
+            except Exception as ack_failure:  # noqa: BLE001 - the broker itself is away
+                log.error("request not acknowledged: %s", type(ack_failure).__name__)
+            return result, exc_info
 
 
 class ProvisionedRpc(Rpc):

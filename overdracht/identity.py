@@ -26,17 +26,28 @@ OPERATOR = "operator"
 
 
 class Verifier:
-    def __init__(self, principal_key: Any, caller_keys: dict[str, Any]) -> None:
+    def __init__(
+        self, principal_key: Any, caller_keys: dict[str, Any], call: str | None = None
+    ) -> None:
         self._key = principal_key
         self._caller_keys = caller_keys
+        self._call = call
+
+    def bound(self, call: str) -> Verifier:
+        """The same keys, for one entrypoint (`service.method`)."""
+        return Verifier(self._key, self._caller_keys, call)
 
     def __call__(self, token: Any) -> Principal:
         """Return the principal or raise Unauthenticated."""
         return verify_principal(token, self._key)
 
     def caller(self, token: Any, expected: str) -> str:
-        """Check that token was signed by the expected caller's key; raise Unauthenticated."""
-        if verify_system_token(token, self._caller_keys[expected]) != expected:
+        """Check that the expected caller signed token for exactly this call, or raise.
+
+        A token is good for the one method it names: one taken from the bus cannot be
+        spent on another (a sweep's token on delete_clients).
+        """
+        if verify_system_token(token, self._caller_keys[expected], self._call) != expected:
             raise Unauthenticated("geen geldige systeemidentiteit")
         return expected
 
@@ -59,4 +70,4 @@ class Identity(DependencyProvider):
         )
 
     def get_dependency(self, worker_ctx: Any) -> Verifier:
-        return self.verifier
+        return self.verifier.bound(f"{worker_ctx.service_name}.{worker_ctx.entrypoint.method_name}")

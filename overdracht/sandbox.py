@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,13 +21,29 @@ from overdracht.platform import Platform, Ports, generate_secrets, port_in_use, 
 
 
 def free_port_base() -> int:
-    """Six free ports in a row whose SeaweedFS gRPC twins (+10000) are free too."""
+    """Six free ports in a row whose SeaweedFS gRPC twins (+10000) are free too.
+
+    All below Linux's ephemeral range (32768 on): a port there can be taken at any moment
+    by the local end of an outgoing connection, and SeaweedFS then fails to listen.
+    """
     for _ in range(200):
-        base = random.randrange(20000, 30000)
+        base = random.randrange(10000, 22000)
         ports = [p for b in range(base, base + 6) for p in (b, b + 10000)]
-        if not any(port_in_use(p) for p in ports):
+        if all(_bindable(p) for p in ports):
             return base
     raise RuntimeError("no free ports for the test platform")
+
+
+def _bindable(port: int) -> bool:
+    """Nothing listens on port, nor uses it as its local end."""
+    if port_in_use(port):
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @contextlib.contextmanager

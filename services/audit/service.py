@@ -113,7 +113,7 @@ class AuditService:
         except (sa.exc.DataError, sa.exc.IntegrityError, sa.exc.ProgrammingError) as exc:
             # the database will never take this one: park it; a database that is away
             # (Unavailable) raises on, and the message is requeued
-            self._park(source, payload, type(exc).__name__)
+            self._park(source, payload, type(exc).__name__, sender)
 
     def _park(self, source: str, payload: Any, reason: str, sender: str | None = None) -> None:
         log.error("parking a %s event the audit log cannot store: %s", source, reason)

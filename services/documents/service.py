@@ -19,11 +19,11 @@ from typing import Any
 import eventlet
 import sqlalchemy as sa
 from minio.error import S3Error
-from nameko.rpc import RpcProxy
 from nameko.web.handlers import http
 from werkzeug.wrappers import Request, Response
 
 from overdracht import config
+from overdracht.bus import RpcProxy
 from overdracht.contracts import (
     ACCESS_DENIED,
     DOCUMENT_DELETED,
@@ -291,7 +291,7 @@ class DocumentsService:
             return _error(Unavailable(STORE_AWAY))
         # checked at begin_upload, checked again: a day may have turned since
         if date.fromisoformat(ticket.details["removal_date"]) <= today():
-            self.storage.remove(key)
+            self._discard(key)
             return _error(
                 InvalidInput("De verwijderdatum moet na vandaag liggen.", "removal_date_not_future")
             )
@@ -331,7 +331,7 @@ class DocumentsService:
                     )
                 )
         except Exception:
-            self.storage.remove(key)  # no object without its row
+            self._discard(key)  # no object without its row
             raise
         return _json(201, document.as_dict())
 
@@ -471,6 +471,18 @@ class DocumentsService:
                     sa.delete(PendingRemoval).where(PendingRemoval.object_key.in_(removed))
                 )
         return len(removed)
+
+    def _discard(self, key: str) -> None:
+        """Remove an object that never got its row; if the store is away, the sweep will."""
+        try:
+            self.storage.remove(key)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, it must not hide the answer
+            log.error("object removal deferred: %s", type(exc).__name__)
+            try:
+                with self.db.transaction() as tx:
+                    tx.session.merge(PendingRemoval(object_key=key, created_at=datetime.now(UTC)))
+            except OverdrachtError:
+                log.error("object %s left for the leftover sweep: database away too", key)
 
     def _retry_removals(self, limit: int = 500) -> None:
         with self.db.read() as session:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime, time, timedelta
 
-from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from overdracht import config
+from overdracht.bus import RpcProxy
 from overdracht.contracts import InvalidInput, sign_system_token
 from overdracht.entrypoints import rpc
 from overdracht.identity import OPERATOR, Identity
@@ -17,6 +17,13 @@ from overdracht.timezone import AMSTERDAM, today
 log = logging.getLogger(__name__)
 
 PAGE = 500
+#: a removal call's token is signed just before the call and good for that method only
+SYSTEM_TOKEN_TTL = timedelta(seconds=60)
+
+
+def _signed(call: str) -> str:
+    """retention's signature for one call: these delete data, a bare bus message must not."""
+    return sign_system_token("retention", config.system_private_key(), SYSTEM_TOKEN_TTL, call)
 
 
 class RetentionService:
@@ -49,24 +56,30 @@ class RetentionService:
 
     def _sweep(self, day: date) -> dict:
         """Remove documents due on or before day, then clients left empty."""
-        # signed for this sweep: the calls below delete data, so a bare bus message must not
-        system = sign_system_token("retention", config.system_private_key())
-        documents = self.documents.expire_due(system, day.isoformat())
-        clients = self._empty_clients(system, day)
+        documents = self.documents.expire_due(_signed("documents.expire_due"), day.isoformat())
+        clients = self._empty_clients(day)
         return {"as_of": day.isoformat(), "documents": documents, "clients": clients}
 
-    def _empty_clients(self, system: str, day: date) -> int:
+    def _empty_clients(self, day: date) -> int:
         """Clients without documents, past a grace period so a new client can get her first."""
         grace = timedelta(days=config.get_int("OVERDRACHT_CLIENT_GRACE_DAYS"))
         start_of_day = datetime.combine(day, time(0), tzinfo=AMSTERDAM).astimezone(UTC)
         created_before = (start_of_day - grace).isoformat()
         removed, after = 0, None
         while True:
-            page = self.clients.deletion_candidates(system, created_before, after, PAGE)
+            page = self.clients.deletion_candidates(
+                _signed("clients.deletion_candidates"), created_before, after, PAGE
+            )
             if not page:
                 return removed
-            held = set(self.documents.clients_with_documents(system, page))
+            held = set(
+                self.documents.clients_with_documents(
+                    _signed("documents.clients_with_documents"), page
+                )
+            )
             empty = [c for c in page if c not in held]
             if empty:
-                removed += self.clients.delete_clients(system, empty, "no_documents")
+                removed += self.clients.delete_clients(
+                    _signed("clients.delete_clients"), empty, "no_documents"
+                )
             after = page[-1]

@@ -16,6 +16,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy.orm import Session
 
 from overdracht import config
+from overdracht.bus import standalone_replies
 from overdracht.contracts import Unauthenticated, sign_system_token
 from overdracht.db import make_engine
 from overdracht.timezone import today
@@ -131,7 +132,8 @@ def test_removal_calls_need_the_system_signature(harness, platform, insider):
     client = harness.new_client(api)
     document = harness.upload(api, client["id"], removal_date=in_weeks(2)).json()
     forged = sign_system_token("retention", Ed25519PrivateKey.generate())
-    with ClusterRpcProxy({"AMQP_URI": insider}, timeout=30) as rpc:
+    replies = standalone_replies("retention")  # the insider poses as retention
+    with ClusterRpcProxy({"AMQP_URI": insider}, timeout=30, reply_listener_cls=replies) as rpc:
         for call in (
             lambda: rpc.documents.expire_due(forged, in_weeks(40)),
             lambda: rpc.clients.delete_clients(forged, [client["id"]], "test"),

@@ -39,8 +39,8 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _authority(directory: Path, name: str) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key) files."""
+def _authority(directory: Path, name: str, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for host signed by it: (ca, cert, key) files."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} CA")])
@@ -65,7 +65,7 @@ def _authority(directory: Path, name: str) -> tuple[Path, Path, Path]:
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(host))]
             ),
             critical=False,
         )
@@ -172,4 +172,14 @@ def test_a_broker_the_ca_did_not_sign_is_refused(tls_broker, tls_settings, tmp_p
     tls_settings(other_ca)
     with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):  # noqa: PT011
         with Connection(uri, ssl=config.amqp_ssl(), connect_timeout=5) as connection:
+            connection.connect()
+
+
+def test_a_certificate_for_another_name_is_refused(tls_broker, tls_settings):
+    """The broker answers on 127.0.0.2 too, with its certificate for 127.0.0.1: refused."""
+    uri, ca = tls_broker
+    tls_settings(ca)
+    elsewhere = uri.replace("@127.0.0.1:", "@127.0.0.2:")
+    with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):  # noqa: PT011
+        with Connection(elsewhere, ssl=config.amqp_ssl(), connect_timeout=5) as connection:
             connection.connect()

@@ -98,7 +98,11 @@ def test_an_unroutable_call_is_returned_not_dropped(uris):
     try:
         with pytest.raises(UnroutableError):
             _publish(
-                channel, bus.RPC_EXCHANGE, str(uuid.uuid4()), {}, bus.uri_parts(uris["auth"])[0]
+                channel,
+                bus.RPC_EXCHANGE,
+                f"reply-gateway-{uuid.uuid4()}",  # a reply nobody waits for any more
+                {},
+                bus.uri_parts(uris["auth"])[0],
             )
     finally:
         connection.close()

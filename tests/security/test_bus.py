@@ -9,6 +9,7 @@ publishing on another service's event exchange, calling what the component never
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,8 +60,7 @@ def refused(amqp_uri: str, attempt) -> int:
 
 
 def own_reply_queue(component: str) -> str:
-    owner = component if component in SERVICES else "standalone_rpc_proxy"
-    return f"rpc.reply-{owner}-{uuid.uuid4()}"
+    return f"rpc.reply-{component}-{uuid.uuid4()}"
 
 
 def test_guest_cannot_even_open_the_platform_vhost(platform):
@@ -89,14 +89,32 @@ def test_nobody_binds_the_rpc_exchange_to_read_other_calls(platform, component, 
 
 
 @pytest.mark.parametrize("component", [c for c in COMPONENTS if c in CALLS])
-def test_a_caller_binds_its_reply_queue_to_its_own_uuid(platform, component):
-    """The control for the test above: replies do reach a component's own reply queue."""
+def test_a_caller_binds_its_reply_queue_to_its_own_reply_key_only(platform, component):
+    """Replies reach a component's own reply queue; another's reply key is out of reach.
 
-    def bind(ch):
-        queue = ch.queue_declare(own_reply_queue(component), auto_delete=True).method.queue
-        ch.queue_bind(queue, RPC_EXCHANGE, routing_key=str(uuid.uuid4()))
+    Every service learns its callers' reply keys from their requests' reply_to: were any
+    key bindable, documents could bind the gateway's and read its login replies.
+    """
 
-    assert refused(uri(platform, component), bind) == 0
+    def bind(key: str):
+        def attempt(ch):
+            queue = ch.queue_declare(own_reply_queue(component), auto_delete=True).method.queue
+            ch.queue_bind(queue, RPC_EXCHANGE, routing_key=key)
+
+        return attempt
+
+    amqp_uri = uri(platform, component)
+    assert refused(amqp_uri, bind(f"reply-{component}-{uuid.uuid4()}")) == 0
+    for other in [c for c in CALLS if c != component]:
+        assert refused(amqp_uri, bind(f"reply-{other}-{uuid.uuid4()}")) == ACCESS_REFUSED
+    assert refused(amqp_uri, bind(str(uuid.uuid4()))) == ACCESS_REFUSED
+
+
+@pytest.mark.parametrize("component", [c for c in COMPONENTS if c in CALLS])
+def test_nobody_declares_another_components_reply_queue(platform, component):
+    for other in [c for c in CALLS if c != component]:
+        attempt = lambda ch, other=other: ch.queue_declare(own_reply_queue(other))  # noqa: E731
+        assert refused(uri(platform, component), attempt) == ACCESS_REFUSED
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
@@ -179,3 +197,27 @@ def test_no_component_may_declare_or_delete_the_shared_exchanges(platform, compo
     for name in (RPC_EXCHANGE, *(event_exchange(s) for s in EVENT_SOURCES)):
         attempt = lambda ch, name=name: ch.exchange_delete(name)  # noqa: E731
         assert refused(uri(platform, component), attempt) == ACCESS_REFUSED
+
+
+def test_a_request_whose_reply_is_refused_does_not_take_the_service_down(harness, platform):
+    """The gateway's login, compromised, asks auth to reply where auth may not send.
+
+    The broker refuses the reply; nameko's responder would end the whole service for it.
+    """
+    gateway = uri(platform, "gateway")
+    with channel(gateway) as ch:
+        ch.confirm_delivery()
+        for _ in range(3):
+            ch.basic_publish(
+                RPC_EXCHANGE,
+                "auth.authenticate",
+                json.dumps({"args": ["not a token", "x"], "kwargs": {}}).encode(),
+                pika.BasicProperties(
+                    content_type="application/json",
+                    reply_to=str(uuid.uuid4()),  # a bare UUID: no reply key auth may use
+                    correlation_id=str(uuid.uuid4()),
+                ),
+            )
+    time.sleep(2)
+    assert harness.provider().get("/me").status_code == 200  # auth still logs people in
+    assert "reply not delivered" in (platform.log_dir / "auth.log").read_text()

@@ -12,7 +12,9 @@ import inspect
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kombu import Connection, Exchange, Producer, Queue, pools
@@ -20,7 +22,8 @@ from kombu import Consumer as KombuConsumer
 from nameko.rpc import Rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from overdracht.bus import SERVICES
+from overdracht import config
+from overdracht.bus import SERVICES, standalone_replies
 from overdracht.contracts import (
     Principal,
     Unauthenticated,
@@ -62,9 +65,20 @@ FORGED_PRINCIPAL = sign_principal(
 
 @pytest.fixture(scope="module")
 def insider_rpc(insider):
-    with ClusterRpcProxy({"AMQP_URI": insider, "serializer": "json"}, timeout=30) as rpc:
-        yield rpc
-    pools.reset()  # the proxy publishes through kombu's shared pool: close it
+    """Calls made with the insider's login, each service's replies addressed as it sends them.
+
+    A service replies only to the reply keys of the components that may call it, so the
+    insider poses as the gateway (and as the CLI for retention) to hear the answers.
+    """
+    config = {"AMQP_URI": insider, "serializer": "json"}
+    with (
+        ClusterRpcProxy(config, timeout=30, reply_listener_cls=standalone_replies("gateway")) as g,
+        ClusterRpcProxy(config, timeout=30, reply_listener_cls=standalone_replies("cli")) as c,
+    ):
+        yield SimpleNamespace(
+            **{s: getattr(c if s == "retention" else g, s) for s in SERVICES},
+        )
+    pools.reset()  # the proxies publish through kombu's shared pool: close it
 
 
 @pytest.mark.parametrize(("service", "method", "arity"), METHODS)
@@ -152,7 +166,10 @@ def test_documents_acts_only_on_a_grant_clients_signed(harness, platform, inside
     def allowed(body):
         grant = next(grants, "forged-signature")
         if grant == "forged-signature":
-            who = Principal("x", "x", "x", "zorgverlener", "x", "x")
+            # everything right (her provider id and session, the client, the action) but
+            # the key: only the signature can give it away
+            claims = jwt.decode(body["args"][0], options={"verify_signature": False})
+            who = Principal(**{f: claims[f] for f in Principal.__dataclass_fields__})
             grant = sign_grant(who, body["args"][1], body["args"][2], forged_key)
         return {"id": body["args"][1], "name": "Jansen", "due_date": None, "grant": grant}
 
@@ -169,3 +186,16 @@ def test_documents_acts_only_on_a_grant_clients_signed(harness, platform, inside
         pools.reset()
     listed = owner.get(f"/clients/{client['id']}/documents")
     assert listed.status_code == 200 and len(listed.json()["documents"]) == 1
+
+
+def test_a_callers_token_is_good_for_the_one_call_it_names(harness, insider_rpc):
+    """A token taken from the bus cannot be spent elsewhere: a listing's on a deletion."""
+    api = harness.provider()
+    client = harness.new_client(api)
+    key = config.system_private_key()  # retention's real key: only the call it names differs
+    listing = sign_system_token("retention", key, call="clients.deletion_candidates")
+    assert isinstance(insider_rpc.clients.deletion_candidates(listing, "2000-01-01", None, 1), list)
+    for token in (listing, sign_system_token("retention", key)):
+        with pytest.raises(Unauthenticated):
+            insider_rpc.clients.delete_clients(token, [client["id"]], "stolen token")
+    assert api.get(f"/clients/{client['id']}/documents").status_code == 200

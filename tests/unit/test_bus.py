@@ -64,6 +64,14 @@ def test_topic_permissions_never_allow_a_wildcard_binding_on_the_rpc_exchange(se
                 assert not _matches(topic["read"], key), topic
 
 
+def test_a_permission_names_the_whole_key_not_a_prefix(settings):
+    for topic in _definitions(settings)["topic_permissions"]:
+        if topic["user"] == "ovdunit-documents" and topic["exchange"] == bus.RPC_EXCHANGE:
+            assert _matches(topic["write"], "clients.authorize")
+            for key in ("clients.authorize\n", "clients.authorizeX", "xclients.authorize"):
+                assert not _matches(topic["write"], key)
+
+
 def test_only_audit_reads_the_event_queues(settings):
     for permission in _definitions(settings)["permissions"]:
         reads = any(_matches(permission["read"], bus.audit_queue(s)) for s in EVENT_SOURCES)
@@ -92,6 +100,7 @@ def test_amqps_checks_the_brokers_certificate(settings, monkeypatch):
     assert config.amqp_ssl() == {
         "ca_certs": "/etc/overdracht/ca.pem",
         "cert_reqs": ssl.CERT_REQUIRED,
+        "server_hostname": None,  # kombu fills in the broker's host name: it is checked
         "certfile": "/etc/overdracht/client.pem",
         "keyfile": "/etc/overdracht/client.key",
     }

@@ -244,3 +244,36 @@ def test_a_system_token_names_its_service_and_only_the_system_key_signs_one():
     # a provider's principal is no system token, even when signed with the same key
     with pytest.raises(Unauthenticated):
         verify_system_token(sign_principal(PRINCIPAL, system_key), system_key.public_key())
+
+
+def test_a_grant_holds_for_exactly_what_clients_signed():
+    from overdracht.contracts import Forbidden, sign_grant, verify_grant
+
+    clients_key = Ed25519PrivateKey.generate()
+    grant = sign_grant(PRINCIPAL, "client-1", "document.listed", clients_key)
+    verify_grant(grant, clients_key.public_key(), PRINCIPAL, "client-1", "document.listed")
+    other = replace(PRINCIPAL, session_id="another session")
+    for key, who, client, action in (
+        (Ed25519PrivateKey.generate().public_key(), PRINCIPAL, "client-1", "document.listed"),
+        (clients_key.public_key(), other, "client-1", "document.listed"),
+        (clients_key.public_key(), PRINCIPAL, "client-2", "document.listed"),
+        (clients_key.public_key(), PRINCIPAL, "client-1", "document.deleted"),
+    ):
+        with pytest.raises(Forbidden):
+            verify_grant(grant, key, who, client, action)
+    with pytest.raises(Forbidden):
+        verify_grant("not a grant", clients_key.public_key(), PRINCIPAL, "client-1", "x")
+
+
+def test_a_system_token_names_its_call():
+    from overdracht.contracts import sign_system_token, verify_system_token
+
+    key = Ed25519PrivateKey.generate()
+    token = sign_system_token("retention", key, call="clients.deletion_candidates")
+    assert (
+        verify_system_token(token, key.public_key(), "clients.deletion_candidates") == "retention"
+    )
+    with pytest.raises(Unauthenticated):
+        verify_system_token(token, key.public_key(), "clients.delete_clients")
+    with pytest.raises(Unauthenticated):
+        verify_system_token(sign_system_token("retention", key), key.public_key(), "x.y")
