@@ -133,7 +133,9 @@ class Platform:
 
         data = self.var / "seaweedfs"
         data.mkdir(parents=True, exist_ok=True)
-        private = self.var / "seaweedfs-security"
+        private = self.var / "seaweedfs-security"  # keys, certificates, s3.json, sockets
+        private.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private.chmod(0o700)
         config_dir = write_security_config(private)
         s3_config = private / "s3.json"
         identity = {
