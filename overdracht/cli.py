@@ -91,7 +91,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     from services.audit.models import RejectedEvent
 
     try:
-        public_key = config.audit_checkpoint_public_key()
+        public_key = config.public_key("audit_checkpoint")
     except RuntimeError as exc:  # unset: without it no checkpoint can be trusted
         print(f"fout: {exc}", file=sys.stderr)
         return 2

@@ -140,42 +140,12 @@ def content_types() -> frozenset[str]:
     return frozenset(t.strip() for t in get("OVERDRACHT_CONTENT_TYPES").split(",") if t.strip())
 
 
-def principal_private_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(
-        bytes.fromhex(get("OVERDRACHT_PRINCIPAL_PRIVATE_KEY"))
-    )
-
-
-def principal_public_key() -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(get("OVERDRACHT_PRINCIPAL_PUBLIC_KEY")))
-
-
-def system_private_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(get("OVERDRACHT_SYSTEM_PRIVATE_KEY")))
-
-
-def system_public_key() -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(get("OVERDRACHT_SYSTEM_PUBLIC_KEY")))
-
-
-def audit_checkpoint_private_key() -> Ed25519PrivateKey:
-    """Signs the audit chain's checkpoints; only the audit service holds it."""
-    return Ed25519PrivateKey.from_private_bytes(
-        bytes.fromhex(get("OVERDRACHT_AUDIT_CHECKPOINT_PRIVATE_KEY"))
-    )
-
-
-def audit_checkpoint_public_key() -> Ed25519PublicKey:
-    """Checks the audit chain's checkpoints (`overdracht audit verify`)."""
-    return Ed25519PublicKey.from_public_bytes(
-        bytes.fromhex(get("OVERDRACHT_AUDIT_CHECKPOINT_PUBLIC_KEY"))
-    )
-
-
 def private_key(holder: str) -> Ed25519PrivateKey:
     """A holder's own Ed25519 key (OVERDRACHT_<HOLDER>_PRIVATE_KEY).
 
-    The gateway and the operator sign their calls with theirs, clients its grants.
+    Auth signs principals with "principal", retention its removals with "system", the
+    gateway and the operator their calls, clients its grants, audit its checkpoints
+    ("audit_checkpoint").
     """
     return Ed25519PrivateKey.from_private_bytes(
         bytes.fromhex(get(f"OVERDRACHT_{holder.upper()}_PRIVATE_KEY"))

@@ -61,9 +61,9 @@ class Identity(DependencyProvider):
 
     def setup(self) -> None:
         self.verifier = Verifier(
-            config.principal_public_key(),
+            config.public_key("principal"),
             {
-                RETENTION: config.system_public_key(),
+                RETENTION: config.public_key("system"),
                 GATEWAY: config.public_key(GATEWAY),
                 OPERATOR: config.public_key(OPERATOR),
             },

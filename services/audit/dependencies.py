@@ -28,7 +28,7 @@ class Checkpoints(DependencyProvider):
     """Reads the key at start-up: an audit service that cannot sign refuses to start."""
 
     def setup(self) -> None:
-        self.writer = CheckpointWriter(file_store(), config.audit_checkpoint_private_key())
+        self.writer = CheckpointWriter(file_store(), config.private_key("audit_checkpoint"))
 
     def get_dependency(self, worker_ctx: Any) -> CheckpointWriter:
         return self.writer

@@ -157,7 +157,7 @@ class AuthService:
             session.last_seen_at = now
             principal = _principal(provider, session)
         return {
-            "principal": sign_principal(principal, config.principal_private_key()),
+            "principal": sign_principal(principal, config.private_key("principal")),
             "profile": provider.profile(),
         }
 

@@ -23,7 +23,7 @@ SYSTEM_TOKEN_TTL = timedelta(seconds=60)
 
 def _signed(call: str) -> str:
     """retention's signature for one call: these delete data, a bare bus message must not."""
-    return sign_system_token("retention", config.system_private_key(), SYSTEM_TOKEN_TTL, call)
+    return sign_system_token("retention", config.private_key("system"), SYSTEM_TOKEN_TTL, call)
 
 
 class RetentionService:

@@ -192,7 +192,7 @@ def test_a_callers_token_is_good_for_the_one_call_it_names(harness, insider_rpc)
     """A token taken from the bus cannot be spent elsewhere: a listing's on a deletion."""
     api = harness.provider()
     client = harness.new_client(api)
-    key = config.system_private_key()  # retention's real key: only the call it names differs
+    key = config.private_key("system")  # retention's real key: only the call it names differs
     listing = sign_system_token("retention", key, call="clients.deletion_candidates")
     assert isinstance(insider_rpc.clients.deletion_candidates(listing, "2000-01-01", None, 1), list)
     for token in (listing, sign_system_token("retention", key)):
