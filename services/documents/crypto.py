@@ -32,6 +32,7 @@ from tink import aead, json_proto_keyset_format, proto_keyset_format, secret_key
 from tink import streaming_aead as tink_streaming
 
 from overdracht import config
+from services.documents.streams import RawReader
 
 aead.register()
 tink_streaming.register()
@@ -224,7 +225,7 @@ class EncryptingReader:
         return self._out.take(size if size >= 0 else self._out.size)
 
 
-class _Source(io.RawIOBase):
+class _Source(RawReader):
     """A ciphertext source for Tink that remembers its own failure.
 
     Tink calls read() from C++ and turns any exception raised there into a TinkError, which
@@ -236,20 +237,12 @@ class _Source(io.RawIOBase):
         self._source = source
         self.failure: BaseException | None = None
 
-    def readable(self) -> bool:
-        return True
-
     def read(self, size: int = -1) -> bytes:
         try:
             return self._source.read(size)
         except BaseException as exc:
             self.failure = exc
             raise
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         if not self.closed:

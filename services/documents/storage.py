@@ -6,7 +6,6 @@ decrypts after it gets (crypto.py), so what is here is what the store holds.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -16,6 +15,7 @@ from minio.error import S3Error
 from nameko.extensions import DependencyProvider
 
 from overdracht import config
+from services.documents.streams import RawReader
 
 PART_SIZE = 8 * 1024 * 1024
 
@@ -83,7 +83,7 @@ class BlobStore:
         return True
 
 
-class ObjectReader(io.RawIOBase):
+class ObjectReader(RawReader):
     """An object's bytes, read as they arrive; closing it releases the connection."""
 
     def __init__(self, response: Any) -> None:
@@ -91,16 +91,8 @@ class ObjectReader(io.RawIOBase):
         self._response = response
         self.etag: str | None = response.headers.get("ETag")
 
-    def readable(self) -> bool:
-        return True
-
     def read(self, size: int = -1) -> bytes:
         return self._response.read(None if size < 0 else size)
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         if not self.closed:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from typing import BinaryIO
+import io
+from typing import Any, BinaryIO
 
 import filetype
 
@@ -63,3 +64,15 @@ def content_type(head: bytes) -> str | None:
     """The content type the magic bytes show, or None when they show nothing known."""
     kind = filetype.guess(head)
     return kind.mime if kind else None
+
+
+class RawReader(io.RawIOBase):
+    """A readable raw stream whose subclasses only say how to read(size)."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
