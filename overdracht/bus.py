@@ -234,6 +234,12 @@ def configured_uris() -> dict[str, str]:
     return {c: config.amqp_uri(c) for c in COMPONENTS}
 
 
+def component_uris(settings: dict[str, str]) -> dict[str, str]:
+    """Each component's URI among these settings (OVERDRACHT_<COMPONENT>_AMQP_URI)."""
+    keys = {c: f"OVERDRACHT_{c.upper()}_AMQP_URI" for c in COMPONENTS}
+    return {c: settings[key] for c, key in keys.items() if key in settings}
+
+
 # --- applying it on this machine (development and tests) ---------------------------------
 
 

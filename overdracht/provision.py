@@ -53,7 +53,8 @@ def generate(
     return settings
 
 
-def _dsn(url: str | URL, database: str | None = None) -> str:
+def dsn(url: str | URL, database: str | None = None) -> str:
+    """A libpq connection string for a SQLAlchemy URL (psycopg2 and psql take it)."""
     parsed = make_url(url)
     if database:
         parsed = parsed.set(database=database)
@@ -62,7 +63,7 @@ def _dsn(url: str | URL, database: str | None = None) -> str:
 
 @contextmanager
 def _connect(admin_url: str, database: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
-    connection = psycopg2.connect(_dsn(admin_url, database))
+    connection = psycopg2.connect(dsn(admin_url, database))
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:
@@ -188,8 +189,7 @@ def setup_sql(runtime_url: str, owner_url: str, admin_url: str) -> str:
 
 def provision(settings: dict[str, str]) -> None:
     """Broker users, permissions and topology, then every service's database and roles."""
-    uris = {c: settings[f"OVERDRACHT_{c.upper()}_AMQP_URI"] for c in bus.COMPONENTS}
-    bus.apply_definitions(bus.definitions(uris))
+    bus.apply_definitions(bus.definitions(bus.component_uris(settings)))
     for service in SERVICES_WITH_DATABASE:
         provision_database(
             settings["OVERDRACHT_POSTGRES_ADMIN_URL"],
@@ -200,12 +200,7 @@ def provision(settings: dict[str, str]) -> None:
 
 def remove(settings: dict[str, str]) -> None:
     """Undo provision: the vhost, the broker users, the databases and their roles."""
-    uris = {
-        c: settings[key]
-        for c in bus.COMPONENTS
-        if (key := f"OVERDRACHT_{c.upper()}_AMQP_URI") in settings
-    }
-    bus.remove_definitions(uris)
+    bus.remove_definitions(bus.component_uris(settings))
     for service in SERVICES_WITH_DATABASE:
         runtime = settings.get(f"OVERDRACHT_{service.upper()}_DB")
         owner = settings.get(f"OVERDRACHT_{service.upper()}_OWNER_DB")

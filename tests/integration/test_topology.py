@@ -18,7 +18,7 @@ from overdracht.contracts import DOCUMENT_UPLOADED, EVENT_SOURCES, make_event
 def uris() -> Iterator[dict[str, str]]:
     """A vhost and component users of our own, from the definitions; removed afterwards."""
     settings = provision.generate(f"ovdtopo{uuid.uuid4().hex[:8]}")
-    uris = {c: settings[f"OVERDRACHT_{c.upper()}_AMQP_URI"] for c in bus.COMPONENTS}
+    uris = bus.component_uris(settings)
     try:
         bus.apply_definitions(bus.definitions(uris))
         yield uris

@@ -13,6 +13,7 @@ import psycopg2
 from sqlalchemy.engine import make_url
 
 from overdracht import config
+from overdracht.provision import dsn
 
 COLUMNS = (
     "seq, event_id, event, occurred_at, recorded_at, actor_id, actor_username, subject, "
@@ -22,9 +23,7 @@ COLUMNS = (
 
 def _superuser(platform) -> psycopg2.extensions.connection:
     database = make_url(platform.env["OVERDRACHT_AUDIT_DB"]).database
-    admin = make_url(config.get("OVERDRACHT_POSTGRES_ADMIN_URL"))
-    dsn = admin.set(drivername="postgresql", database=database)
-    connection = psycopg2.connect(dsn.render_as_string(hide_password=False))
+    connection = psycopg2.connect(dsn(config.get("OVERDRACHT_POSTGRES_ADMIN_URL"), database))
     connection.autocommit = True
     return connection
 

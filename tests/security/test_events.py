@@ -12,10 +12,10 @@ import time
 import pika
 import psycopg2
 import pytest
-from sqlalchemy.engine import make_url
 
 from overdracht.bus import event_exchange, uri_parts
 from overdracht.contracts import make_event
+from overdracht.provision import dsn
 
 
 def _publish(amqp_uri: str, source: str, event: dict, **properties) -> None:
@@ -36,10 +36,10 @@ def _publish(amqp_uri: str, source: str, event: dict, **properties) -> None:
 
 def _parked(platform, event_id: str, timeout: float = 15) -> tuple[str, str] | None:
     """(sender, reason) of the parked message carrying event_id, once audit has parked it."""
-    dsn = make_url(platform.env["OVERDRACHT_AUDIT_DB"]).set(drivername="postgresql")
+    audit_db = dsn(platform.env["OVERDRACHT_AUDIT_DB"])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        connection = psycopg2.connect(dsn.render_as_string(hide_password=False))
+        connection = psycopg2.connect(audit_db)
         try:
             with connection.cursor() as cur:
                 cur.execute(

@@ -27,9 +27,7 @@ def settings(monkeypatch, tmp_path) -> dict[str, str]:
 
 
 def _definitions(settings):
-    return bus.definitions(
-        {c: settings[f"OVERDRACHT_{c.upper()}_AMQP_URI"] for c in bus.COMPONENTS}
-    )
+    return bus.definitions(bus.component_uris(settings))
 
 
 def _matches(pattern: str, name: str) -> bool:
@@ -79,7 +77,7 @@ def test_only_audit_reads_the_event_queues(settings):
 
 
 def test_every_uri_must_name_the_same_vhost(settings):
-    uris = {c: settings[f"OVERDRACHT_{c.upper()}_AMQP_URI"] for c in bus.COMPONENTS}
+    uris = bus.component_uris(settings)
     uris["cli"] = uris["cli"].rsplit("/", 1)[0] + "/elsewhere"
     with pytest.raises(ValueError, match="same vhost"):
         bus.definitions(uris)
