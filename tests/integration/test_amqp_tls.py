@@ -30,10 +30,6 @@ from overdracht import config
 from overdracht.platform import port_in_use
 from overdracht.sandbox import free_port_base
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("rabbitmq-server") is None, reason="needs a local RabbitMQ installation"
-)
-
 
 def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)

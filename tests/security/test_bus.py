@@ -117,12 +117,11 @@ def test_nobody_declares_another_components_reply_queue(platform, component):
         assert refused(uri(platform, component), attempt) == ACCESS_REFUSED
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize(
+    ("component", "service"), [(c, s) for c in COMPONENTS for s in SERVICES if c != s]
+)
 def test_nobody_consumes_another_services_rpc_queue(platform, component, service):
     """Hijacking: whoever consumes rpc-clients answers clients.authorize in its place."""
-    if component == service:
-        pytest.skip("a service consumes its own queue")
     assert (
         refused(uri(platform, component), lambda ch: ch.basic_get(f"rpc-{service}"))
         == ACCESS_REFUSED
@@ -149,11 +148,10 @@ def _publish(ch, exchange: str, routing_key: str, body: dict, **properties) -> N
     )
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
-@pytest.mark.parametrize("source", EVENT_SOURCES)
+@pytest.mark.parametrize(
+    ("component", "source"), [(c, s) for c in COMPONENTS for s in EVENT_SOURCES if c != s]
+)
 def test_nobody_publishes_on_another_services_event_exchange(platform, component, source):
-    if component == source:
-        pytest.skip("a service publishes its own events")
     name = EVENT_SOURCES[source][0]
     event = make_event(name, actor={"type": "system"})
     attempt = lambda ch: _publish(ch, event_exchange(source), name, event)  # noqa: E731
@@ -180,14 +178,22 @@ def test_a_publisher_cannot_claim_to_be_another_user(platform):
     assert refused(uri(platform, "clients"), attempt) == 406  # PRECONDITION_FAILED
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
+def _not_called_by(component: str, key: str) -> bool:
+    service, method = key.split(".")
+    return method not in CALLS.get(component, {}).get(service, ())
+
+
+# a component's own calls are not here: every end-to-end test makes them
 @pytest.mark.parametrize(
-    "key", ["retention.sweep", "clients.delete_clients", "clients.authorize", "audit.query"]
+    ("component", "key"),
+    [
+        (c, k)
+        for c in COMPONENTS
+        for k in ("retention.sweep", "clients.delete_clients", "clients.authorize", "audit.query")
+        if _not_called_by(c, k)
+    ],
 )
 def test_a_component_calls_only_what_it_needs(platform, component, key):
-    service, method = key.split(".")
-    if method in CALLS.get(component, {}).get(service, ()):
-        pytest.skip("its own calls work: every end-to-end test makes them")
     attempt = lambda ch: _publish(ch, RPC_EXCHANGE, key, {"args": [], "kwargs": {}})  # noqa: E731
     assert refused(uri(platform, component), attempt) == ACCESS_REFUSED
 
