@@ -79,7 +79,7 @@ class FileCheckpointStore:
         return str(self.path)
 
     def append(self, checkpoint: dict[str, Any]) -> None:
-        line = json.dumps(checkpoint, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+        line = chain.canonical(checkpoint) + b"\n"
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         created = not self.path.exists()
         if self._ends_mid_line():
