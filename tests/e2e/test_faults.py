@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import psycopg2
+
 from overdracht import config
+from overdracht.provision import dsn
 from services.documents.storage import BlobStore, make_client
 from tests.support import pdf
 
@@ -42,12 +45,25 @@ def test_a_document_withdrawn_while_the_store_is_down_leaves_no_object_behind(ha
     try:
         assert api.delete(f"/documents/{document['id']}").status_code == 204
         assert api.get(f"/documents/{document['id']}/content").status_code == 404
+        # the store was away when the row went: its object is listed for removal
+        assert key in _pending_removals(platform)
     finally:
         platform.start_object_store()
 
-    assert store.exists(key)  # the store was away when the row went
+    # the next sweep removes it (the CLI's, or the timer's if that came first)
     assert harness.cli("retention", "sweep").returncode == 0
     assert not store.exists(key)
+    assert key not in _pending_removals(platform)
+
+
+def _pending_removals(platform) -> set[str]:
+    connection = psycopg2.connect(dsn(platform.env["OVERDRACHT_DOCUMENTS_DB"]))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT object_key FROM pending_removals")
+            return {row[0] for row in cursor.fetchall()}
+    finally:
+        connection.close()
 
 
 def test_events_wait_for_a_stopped_audit_service_and_arrive_once(harness, platform):
