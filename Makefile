@@ -7,7 +7,7 @@ CHROMIUM := /usr/bin/chromium
 .PHONY: run test lint format bench install browser constraints clean
 
 run: $(STAMP)                 ## start the whole platform at http://127.0.0.1:8000
-	$(PY) -m overdracht.devserver
+	$(PY) -m ops.devserver
 
 test: $(STAMP) browser lint   ## every test: unit, integration, end-to-end, browser
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -38,5 +38,5 @@ constraints:                  ## re-pin every transitive dependency after changi
 	$(PY) -m pip freeze --exclude-editable > constraints.txt
 
 clean:                        ## remove all local state: broker vhost and users, databases, var/, .venv/
-	test ! -x $(PY) || $(PY) -m overdracht.devserver clean
+	test ! -x $(PY) || $(PY) -m ops.devserver clean
 	rm -rf $(VENV) var

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ops.sandbox import sandbox
 from overdracht import config
-from overdracht.sandbox import sandbox
 from services.documents.storage import BlobStore, make_client
 from tests.support import Harness, pdf
 

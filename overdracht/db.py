@@ -22,7 +22,6 @@ from nameko.amqp.publish import Publisher
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from overdracht import config
@@ -251,54 +250,6 @@ class Database(DependencyProvider):
 
 
 # --- migrations ------------------------------------------------------------------------
-
-
-def migrations_dir(service: str) -> Path:
-    return Path(__file__).resolve().parent.parent / "services" / service / "migrations"
-
-
-def create_database(url: str) -> None:
-    """Create the database named in url if it does not exist yet."""
-    target = make_url(url)
-    admin = make_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            exists = conn.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}
-            ).scalar()
-            if not exists:
-                conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
-    finally:
-        admin.dispose()
-
-
-def drop_database(url: str) -> None:
-    target = make_url(url)
-    admin = make_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
-def migrate(service: str, url: str | None = None) -> None:
-    """Bring the service's database to the newest revision as its owner; grant the runtime role.
-
-    url, when given, is a database to migrate as is (a throw-away test database).
-    """
-    from alembic import command
-    from alembic.config import Config
-
-    from overdracht.provision import grant_runtime
-
-    owner = url or config.database_owner_url(service)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(migrations_dir(service)))
-    cfg.attributes["url"] = owner
-    command.upgrade(cfg, "head")
-    if url is None:
-        grant_runtime(service, owner, config.database_url(service))
 
 
 def run_alembic_env(metadata: sa.MetaData) -> None:

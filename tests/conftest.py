@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from ops.platform import Platform
+from ops.sandbox import sandbox
 from overdracht.bus import component_uri, rabbitmqctl, uri_parts
-from overdracht.platform import Platform
-from overdracht.sandbox import sandbox
 from tests.support import Harness
 
 SETTINGS = {

@@ -17,8 +17,8 @@ from typing import Any
 
 import requests
 
+from ops.platform import Platform
 from overdracht import config
-from overdracht.platform import Platform
 
 PASSWORD = "een lang genoeg wachtwoord"
 
@@ -89,7 +89,7 @@ class Harness:
         profession: str | None = "verloskundige",
     ) -> Account:
         """Register a fresh account the way an operator does (the CLI's code path)."""
-        from overdracht.cli import add_provider
+        from ops.cli import add_provider
 
         username = f"{role[:4]}-{uuid.uuid4().hex[:10]}"
         account = Account(

@@ -17,9 +17,9 @@ import pytest
 import sqlalchemy as sa
 from minio.error import S3Error
 
+from ops.platform import port_in_use, wait_for
 from overdracht import config
 from overdracht.db import make_engine
-from overdracht.platform import port_in_use, wait_for
 from services.documents.crypto import generate_master_keys
 from services.documents.service import DAMAGED, INLINE_BYTES
 from services.documents.storage import BlobStore, make_client

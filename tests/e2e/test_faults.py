@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg2
 
+from ops.provision import dsn
 from overdracht import config
-from overdracht.provision import dsn
 from services.documents.storage import BlobStore, make_client
 from tests.support import pdf
 

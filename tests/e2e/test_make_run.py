@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg2
 import requests
 
-from overdracht.platform import Ports
-from overdracht.sandbox import free_port_base
+from ops.platform import Ports
+from ops.sandbox import free_port_base
 
 
 def descendants(pid: int) -> set[int]:
@@ -46,7 +46,7 @@ def alive(pid: int) -> bool:
 
 def start(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "overdracht.devserver"],
+        [sys.executable, "-m", "ops.devserver"],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -151,7 +151,7 @@ def test_make_run_starts_everything_and_ctrl_c_stops_all_of_it(tmp_path):
     finally:
         # `make clean`'s first step: the broker's and the database server's share goes
         cleaned = subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "overdracht.devserver", "clean"],
+            [sys.executable, "-m", "ops.devserver", "clean"],
             cwd=tmp_path,
             env=env,
             capture_output=True,

@@ -198,7 +198,7 @@ def test_a_client_is_found_by_her_phone_however_it_is_typed(provider):
 
 
 def test_a_provider_typed_with_plus_31_gets_her_sms_on_the_national_number(harness):
-    from overdracht.cli import add_provider
+    from ops.cli import add_provider
 
     national = mobile()
     username = f"intl-{uuid.uuid4().hex[:8]}"
@@ -241,7 +241,7 @@ def test_a_provider_typed_with_plus_31_gets_her_sms_on_the_national_number(harne
 def test_a_provider_without_a_dutch_mobile_or_with_a_mixed_name_is_not_registered(
     harness, change, code
 ):
-    from overdracht.cli import add_provider
+    from ops.cli import add_provider
     from overdracht.contracts import InvalidInput
 
     username = f"bad-{uuid.uuid4().hex[:8]}"

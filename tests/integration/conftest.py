@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from ops import provision
 from overdracht import config, db
 
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
@@ -22,12 +23,12 @@ def engine(monkeypatch, tmp_path) -> Iterator[sa.Engine]:
     config._file_values.cache_clear()
     engine = None
     try:
-        db.create_database(url)
-        db.migrate("audit", url)
+        provision.create_database(url)
+        provision.migrate("audit", url)
         engine = db.make_engine(url, poolclass=sa.pool.NullPool)
         yield engine
     finally:
         if engine is not None:
             engine.dispose()
-        db.drop_database(url)
+        provision.drop_database(url)
         config._file_values.cache_clear()

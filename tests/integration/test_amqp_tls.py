@@ -26,9 +26,9 @@ from cryptography.x509.oid import NameOID
 from kombu import Connection, Exchange, Queue, pools
 from nameko.amqp.publish import Publisher
 
+from ops.platform import port_in_use
+from ops.sandbox import free_port_base
 from overdracht import config
-from overdracht.platform import port_in_use
-from overdracht.sandbox import free_port_base
 
 
 def _pem(cert: x509.Certificate) -> bytes:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 
-from overdracht import cli
+from ops import cli
 from overdracht.contracts import CLIENT_SEARCHED, DOCUMENT_DOWNLOADED, make_event
 from services.audit import chain
 from services.audit.checkpoints import (

@@ -10,7 +10,8 @@ import pika
 import pytest
 from pika.exceptions import UnroutableError
 
-from overdracht import bus, provision
+from ops import provision
+from overdracht import bus
 from overdracht.contracts import DOCUMENT_UPLOADED, EVENT_SOURCES, make_event
 
 

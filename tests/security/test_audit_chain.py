@@ -12,8 +12,8 @@ import time
 import psycopg2
 from sqlalchemy.engine import make_url
 
+from ops.provision import dsn
 from overdracht import config
-from overdracht.provision import dsn
 
 COLUMNS = (
     "seq, event_id, event, occurred_at, recorded_at, actor_id, actor_username, subject, "

@@ -14,7 +14,7 @@ import psycopg2
 import pytest
 from sqlalchemy.engine import make_url
 
-from overdracht.provision import SERVICES_WITH_DATABASE, dsn
+from ops.provision import SERVICES_WITH_DATABASE, dsn
 
 pytestmark = pytest.mark.usefixtures("platform")
 

@@ -13,9 +13,9 @@ import pika
 import psycopg2
 import pytest
 
+from ops.provision import dsn
 from overdracht.bus import event_exchange, uri_parts
 from overdracht.contracts import make_event
-from overdracht.provision import dsn
 
 
 def _publish(amqp_uri: str, source: str, event: dict, **properties) -> None:

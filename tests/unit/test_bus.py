@@ -10,7 +10,8 @@ import ssl
 
 import pytest
 
-from overdracht import bus, config, provision
+from ops import provision
+from overdracht import bus, config
 from overdracht.contracts import EVENT_SOURCES
 from overdracht.nameko_cli import broker_settings
 

@@ -12,9 +12,10 @@ from flask import Flask, request
 from werkzeug.test import EnvironBuilder
 
 from gateway import create_app, files
-from overdracht import config, provision
+from ops import provision
+from ops.platform import generate_secrets
+from overdracht import config
 from overdracht.contracts import InvalidInput, TooLarge
-from overdracht.platform import generate_secrets
 
 BOUNDARY = "----overdracht-test-boundary-7MA4YWxkTrZu0gW"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"

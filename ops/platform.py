@@ -129,7 +129,7 @@ class Platform:
 
         Only S3 with the platform's keys gets in: see overdracht/seaweedfs.py.
         """
-        from overdracht.seaweedfs import write_security_config
+        from ops.seaweedfs import write_security_config
 
         data = self.var / "seaweedfs"
         data.mkdir(parents=True, exist_ok=True)
@@ -206,8 +206,7 @@ class Platform:
 
     def prepare(self) -> None:
         """Provision broker users and database roles, then migrate every service database."""
-        from overdracht.db import migrate
-        from overdracht.provision import SERVICES_WITH_DATABASE, provision
+        from ops.provision import SERVICES_WITH_DATABASE, migrate, provision
 
         provision(self.env)
         for service in SERVICES_WITH_DATABASE:

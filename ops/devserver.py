@@ -11,8 +11,9 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from overdracht import config, provision
-from overdracht.platform import Platform, Ports, generate_secrets, running
+from ops import provision
+from ops.platform import Platform, Ports, generate_secrets, running
+from overdracht import config
 
 VAR = Path("var")
 DEMO_FILE = VAR / "demo-accounts.txt"
@@ -73,7 +74,7 @@ def child_environment(chosen: Ports) -> dict[str, str]:
 
 def ensure_demo_accounts() -> str:
     """In development, one account per role on the first start; returns how to log in."""
-    from overdracht.cli import add_provider
+    from ops.cli import add_provider
 
     if not DEMO_FILE.exists():
         lines = []

@@ -17,12 +17,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg2
 from psycopg2 import sql
 from sqlalchemy.engine import URL, make_url
 
-from overdracht import bus
+from overdracht import bus, config
 
 SERVICES_WITH_DATABASE = ("auth", "clients", "documents", "audit")
 
@@ -206,3 +207,44 @@ def remove(settings: dict[str, str]) -> None:
         owner = settings.get(f"OVERDRACHT_{service.upper()}_OWNER_DB")
         if runtime and owner:
             remove_database(settings["OVERDRACHT_POSTGRES_ADMIN_URL"], runtime, owner)
+
+
+# --- databases and migrations ------------------------------------------------------------
+
+
+def migrations_dir(service: str) -> Path:
+    return Path(__file__).resolve().parent.parent / "services" / service / "migrations"
+
+
+def create_database(url: str) -> None:
+    """Create the database named in url if it does not exist yet (a throw-away test database)."""
+    database = make_url(url).database
+    with _connect(url, "postgres") as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+        if not cursor.fetchone():
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+def drop_database(url: str) -> None:
+    database = make_url(url).database
+    with _connect(url, "postgres") as cursor:
+        cursor.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+        )
+
+
+def migrate(service: str, url: str | None = None) -> None:
+    """Bring the service's database to the newest revision as its owner; grant the runtime role.
+
+    url, when given, is a database to migrate as is (a throw-away test database).
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    owner = url or config.database_owner_url(service)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir(service)))
+    cfg.attributes["url"] = owner
+    command.upgrade(cfg, "head")
+    if url is None:
+        grant_runtime(service, owner, config.database_url(service))

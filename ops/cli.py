@@ -116,8 +116,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from overdracht.db import migrate
-    from overdracht.provision import SERVICES_WITH_DATABASE
+    from ops.provision import SERVICES_WITH_DATABASE, migrate
 
     for service in SERVICES_WITH_DATABASE:
         migrate(service)
@@ -133,7 +132,7 @@ def _bus_definitions(args: argparse.Namespace) -> int:
 
 
 def _db_setup_sql(args: argparse.Namespace) -> int:
-    from overdracht.provision import setup_sql
+    from ops.provision import setup_sql
 
     print(
         setup_sql(

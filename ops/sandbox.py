@@ -16,8 +16,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from overdracht import config, provision
-from overdracht.platform import Platform, Ports, generate_secrets, port_in_use, running
+from ops import provision
+from ops.platform import Platform, Ports, generate_secrets, port_in_use, running
+from overdracht import config
 
 
 def free_port_base() -> int:
