@@ -11,10 +11,10 @@ from typing import Any
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from overdracht.bus import standalone_replies, use_provisioned_topology
+from overdracht.bus import adapt_nameko, standalone_replies
 from overdracht.contracts import OverdrachtError
 
-use_provisioned_topology()
+adapt_nameko()
 
 log = logging.getLogger(__name__)
 

@@ -62,10 +62,10 @@ def _rpc(service: str, method: str, *args: Any) -> Any:
     """Call a service as the operator: the CLI's broker user, the operator's signed token."""
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    from overdracht.bus import standalone_replies, use_provisioned_topology
+    from overdracht.bus import adapt_nameko, standalone_replies
     from overdracht.identity import OPERATOR
 
-    use_provisioned_topology()
+    adapt_nameko()
     token = sign_system_token(OPERATOR, config.private_key(OPERATOR), call=f"{service}.{method}")
     timeout = float(config.get("OVERDRACHT_RPC_TIMEOUT")) * 20
     replies = standalone_replies("cli")

@@ -118,8 +118,13 @@ def clean() -> int:
         return 2
     # only the names of this development stack: never URIs the shell happens to carry
     names = provision.generate(stack())
-    admin = config.get("OVERDRACHT_POSTGRES_ADMIN_URL")
-    provision.remove({**names, "OVERDRACHT_POSTGRES_ADMIN_URL": admin})
+    provision.remove(
+        {
+            **names,
+            "OVERDRACHT_POSTGRES_ADMIN_URL": config.get("OVERDRACHT_POSTGRES_ADMIN_URL"),
+            "OVERDRACHT_RABBITMQ_NODE": config.get("OVERDRACHT_RABBITMQ_NODE"),
+        }
+    )
     print("Overdracht: vhost, broker users, databases and roles verwijderd.", flush=True)
     return 0
 

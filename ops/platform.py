@@ -306,6 +306,12 @@ class Platform:
         self.spawn(name, argv, log)
         wait_for(self._rpc_queues_ready, name, 60)
 
+    def send_signal(self, name: str, signum: int) -> None:
+        """Signal a running component's processes (the fault tests hang one with SIGSTOP)."""
+        for running_name, process in self.processes:
+            if running_name == name and process.poll() is None:
+                process.send_signal(signum)
+
     def check_alive(self) -> None:
         for name, process in self.processes:
             if process.poll() is not None:

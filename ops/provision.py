@@ -34,9 +34,15 @@ _ROLE_OPTIONS = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPAS
 
 
 def generate(
-    stack: str, amqp_host: str = "127.0.0.1:5672", postgres_host: str = "127.0.0.1:5432"
+    stack: str, amqp_address: str | None = None, postgres_admin_url: str | None = None
 ) -> dict[str, str]:
-    """Settings with fresh credentials for a platform named stack (dev: `overdracht`)."""
+    """Settings with fresh credentials for a platform named stack (dev: `overdracht`).
+
+    The broker and the database server are OVERDRACHT_AMQP_ADDRESS and the server of
+    OVERDRACHT_POSTGRES_ADMIN_URL unless given.
+    """
+    amqp_host = amqp_address or config.get("OVERDRACHT_AMQP_ADDRESS")
+    admin = make_url(postgres_admin_url or config.get("OVERDRACHT_POSTGRES_ADMIN_URL"))
     settings = {"OVERDRACHT_BUS_USER_PREFIX": f"{stack}-"}
     settings.update(bus.generate_uris(f"{stack}-", vhost=stack, host=amqp_host))
     base = stack.replace("-", "_")
@@ -47,8 +53,8 @@ def generate(
                 "postgresql+psycopg2",
                 username=role,
                 password=secrets.token_urlsafe(24),
-                host=postgres_host.rsplit(":", 1)[0],
-                port=int(postgres_host.rsplit(":", 1)[1]),
+                host=admin.host,
+                port=admin.port or 5432,
                 database=database,
             ).render_as_string(hide_password=False)
     return settings
@@ -190,7 +196,9 @@ def setup_sql(runtime_url: str, owner_url: str, admin_url: str) -> str:
 
 def provision(settings: dict[str, str]) -> None:
     """Broker users, permissions and topology, then every service's database and roles."""
-    bus.apply_definitions(bus.definitions(bus.component_uris(settings)))
+    bus.apply_definitions(
+        bus.definitions(bus.component_uris(settings)), settings.get("OVERDRACHT_RABBITMQ_NODE")
+    )
     for service in SERVICES_WITH_DATABASE:
         provision_database(
             settings["OVERDRACHT_POSTGRES_ADMIN_URL"],
@@ -201,7 +209,7 @@ def provision(settings: dict[str, str]) -> None:
 
 def remove(settings: dict[str, str]) -> None:
     """Undo provision: the vhost, the broker users, the databases and their roles."""
-    bus.remove_definitions(bus.component_uris(settings))
+    bus.remove_definitions(bus.component_uris(settings), settings.get("OVERDRACHT_RABBITMQ_NODE"))
     for service in SERVICES_WITH_DATABASE:
         runtime = settings.get(f"OVERDRACHT_{service.upper()}_DB")
         owner = settings.get(f"OVERDRACHT_{service.upper()}_OWNER_DB")

@@ -56,10 +56,15 @@ def sandbox(var: Path, settings: dict[str, str] | None = None) -> Iterator[Platf
     """
     run_id = uuid.uuid4().hex[:8]
     ports = Ports.from_base(free_port_base())
+    servers = {**config.DEFAULTS, **(settings or {})}  # another broker or database server?
     env = {
         **config.DEFAULTS,
         **generate_secrets(),
-        **provision.generate(f"ovdtest{run_id}"),
+        **provision.generate(
+            f"ovdtest{run_id}",
+            servers["OVERDRACHT_AMQP_ADDRESS"],
+            servers["OVERDRACHT_POSTGRES_ADMIN_URL"],
+        ),
         **ports.settings(),
         "OVERDRACHT_ENV": "test",
         "OVERDRACHT_ENV_FILE": str(var / "no-env-file"),

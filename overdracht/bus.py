@@ -25,19 +25,22 @@ import re
 import secrets
 import shutil
 import subprocess
+import time
 import uuid
 from functools import cache
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import eventlet
 import pika
 from kombu import Exchange, Queue
 from nameko import rpc as nameko_rpc
+from nameko.amqp.publish import Publisher
 from nameko.constants import RPC_EXCHANGE_CONFIG_KEY
 from nameko.rpc import RPC_REPLY_QUEUE_TTL, ReplyListener
 from nameko.standalone.rpc import SingleThreadedReplyListener
 
-from overdracht.contracts import EVENT_SOURCES
+from overdracht.contracts import EVENT_SOURCES, DeadlinePassed, Unavailable
 
 RPC_EXCHANGE = "nameko-rpc"
 #: The audit service consumes every event of every publishing service.
@@ -244,13 +247,14 @@ def component_uris(settings: dict[str, str]) -> dict[str, str]:
 
 
 def rabbitmqctl(
-    *args: str, check: bool = True, stdin: str | None = None
+    *args: str, node: str | None = None, check: bool = True, stdin: str | None = None
 ) -> subprocess.CompletedProcess:
+    """rabbitmqctl against node (`rabbit@host`; default: rabbitmqctl's own default node)."""
     command = shutil.which("rabbitmqctl")
     if command is None:
         raise RuntimeError("rabbitmqctl not found: a local RabbitMQ is needed (see README)")
     return subprocess.run(  # noqa: S603 - our own arguments
-        [command, "-q", *args],
+        [command, "-q", *(("-n", node) if node else ()), *args],
         input=stdin,
         check=check,
         capture_output=True,
@@ -259,22 +263,22 @@ def rabbitmqctl(
     )
 
 
-def apply_definitions(defs: dict[str, Any]) -> None:
-    """Import definitions into the local broker, as ops does in production (no file on disk)."""
+def apply_definitions(defs: dict[str, Any], node: str | None = None) -> None:
+    """Import definitions into a broker node, as ops does in production (no file on disk)."""
     result = rabbitmqctl(
-        "import_definitions", "--format", "json", stdin=json.dumps(defs), check=False
+        "import_definitions", "--format", "json", node=node, stdin=json.dumps(defs), check=False
     )
     if result.returncode != 0:
         raise RuntimeError(f"rabbitmqctl import_definitions failed: {result.stderr.strip()}")
 
 
-def remove_definitions(uris: dict[str, str]) -> None:
+def remove_definitions(uris: dict[str, str], node: str | None = None) -> None:
     """Delete the vhost and the component users these URIs name."""
     vhosts = {uri_parts(uri)[2] for uri in uris.values()}
     for vhost in vhosts - {"/"}:
-        rabbitmqctl("delete_vhost", vhost, check=False)
+        rabbitmqctl("delete_vhost", vhost, node=node, check=False)
     for uri in uris.values():
-        rabbitmqctl("delete_user", uri_parts(uri)[0], check=False)
+        rabbitmqctl("delete_user", uri_parts(uri)[0], node=node, check=False)
 
 
 def queue_consumers(amqp_uri: str, queue: str) -> int:
@@ -322,10 +326,80 @@ class ServiceReplyListener(OwnReplies, ReplyListener):
     """Replies to a service's own calls (documents, retention)."""
 
 
+#: A request's deadline (seconds since the epoch). nameko sends context data as
+#: `nameko.<key>` headers and passes them on from call to call, so a call made while
+#: handling a request inherits that request's deadline.
+DEADLINE = "deadline"
+DEADLINE_HEADER = f"nameko.{DEADLINE}"
+
+
+def rpc_timeout() -> float:
+    from overdracht import config
+
+    return float(config.get("OVERDRACHT_RPC_TIMEOUT"))
+
+
+def deadline_of(values: dict[str, Any] | None, key: str = DEADLINE) -> float | None:
+    """The deadline among context data (or headers, with key=DEADLINE_HEADER), if any."""
+    value = (values or {}).get(key)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def remaining(deadline: float | None) -> float:
+    """Seconds left before deadline; the RPC timeout when there is none."""
+    return rpc_timeout() if deadline is None else deadline - time.time()
+
+
+class DeadlinePublisher(Publisher):
+    """Publishes RPC requests that expire with their caller's patience.
+
+    Each request carries its deadline twice: as the AMQP expiration, so the broker drops
+    it unread once the caller has given up, and as a header, so a service that received
+    it in time but got to it too late (it hung, or waited for a worker) drops it too.
+    The deadline is the RPC timeout from now, or the inherited one if that is sooner.
+    """
+
+    def publish(self, payload: Any, **kwargs: Any) -> None:
+        headers = dict(kwargs.pop("extra_headers", None) or {})
+        now = time.time()
+        deadline = now + rpc_timeout()
+        inherited = deadline_of(headers, DEADLINE_HEADER)
+        if inherited is not None:
+            deadline = min(deadline, inherited)
+        if deadline <= now:
+            raise DeadlinePassed()
+        headers[DEADLINE_HEADER] = deadline
+        super().publish(payload, extra_headers=headers, expiration=deadline - now, **kwargs)
+
+
+class _DeadlineMethodProxy(nameko_rpc.MethodProxy):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Wait for the answer only until the deadline: nameko's own proxy waits forever."""
+        reply = self._call(*args, **kwargs)
+        wait = max(remaining(deadline_of(self.worker_ctx.context_data)), 0.001)
+        try:
+            with eventlet.Timeout(wait):
+                return reply.result()
+        except eventlet.Timeout:
+            raise Unavailable() from None
+
+
+class _DeadlineServiceProxy(nameko_rpc.ServiceProxy):
+    def __getattr__(self, name: str) -> _DeadlineMethodProxy:
+        return _DeadlineMethodProxy(
+            self.worker_ctx, self.service_name, name, self.reply_listener, **self.options
+        )
+
+
 class RpcProxy(nameko_rpc.RpcProxy):
-    """nameko's RpcProxy, its replies on the service's own reply keys."""
+    """nameko's RpcProxy, its replies on the service's own reply keys, bounded in time."""
 
     rpc_reply_listener = ServiceReplyListener()
+
+    def get_dependency(self, worker_ctx: Any) -> _DeadlineServiceProxy:
+        return _DeadlineServiceProxy(
+            worker_ctx, self.target_service, self.rpc_reply_listener, **self.options
+        )
 
 
 @cache
@@ -338,11 +412,14 @@ def standalone_replies(component: str) -> type:
     )
 
 
-def use_provisioned_topology() -> None:
-    """Make nameko use the declared exchanges instead of declaring them.
+def adapt_nameko() -> None:
+    """Make nameko use the declared exchanges, and give every RPC request a deadline.
 
     Declaring an exchange, even one that exists, needs configure permission on it, and
     configure also allows deleting it. nameko builds its RPC exchange in one function;
-    replacing that function keeps every component from needing the permission.
+    replacing that function keeps every component from needing the permission. Every
+    RPC request, from a service or a standalone proxy, goes out through MethodProxy's
+    publisher class.
     """
     nameko_rpc.get_rpc_exchange = _provisioned_rpc_exchange
+    nameko_rpc.MethodProxy.publisher_cls = DeadlinePublisher

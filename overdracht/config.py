@@ -30,6 +30,9 @@ DEFAULT_DOCUMENT_TYPES = (
 
 DEFAULTS = {
     "OVERDRACHT_ENV": "development",
+    # the broker `make run` and the tests provision (rabbitmqctl -n NODE; empty: the local one)
+    "OVERDRACHT_AMQP_ADDRESS": "127.0.0.1:5672",
+    "OVERDRACHT_RABBITMQ_NODE": "",
     "OVERDRACHT_POSTGRES_ADMIN_URL": "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
     "OVERDRACHT_DB_POOL_SIZE": "10",
     "OVERDRACHT_S3_ENDPOINT": "127.0.0.1:8333",

@@ -337,6 +337,13 @@ class Unavailable(OverdrachtError):
 
 
 @deserialize_to_instance
+class DeadlinePassed(Unavailable):
+    """The caller stopped waiting: the request is dropped before anything is done."""
+
+    code = "deadline_passed"
+
+
+@deserialize_to_instance
 class IntegrityFailure(OverdrachtError):
     """A document's stored bytes fail their check: refused, nothing of them is served."""
 

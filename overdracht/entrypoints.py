@@ -1,7 +1,8 @@
 """nameko's entrypoints, adapted to a provisioned bus with a user per component.
 
 - `rpc`: the caller's errors are logged as expected, not as bugs; the service's RPC queue
-  and its binding come from provisioning, so the service needs no right to declare them.
+  and its binding come from provisioning, so the service needs no right to declare them;
+  a request whose deadline passed before it was picked up is dropped unanswered.
 - `event_handler`: consumes a provisioned event queue and hands the handler the sender
   the broker validated (the message's `user_id`) and the message's size, so the audit
   service can refuse what the owner of an event name did not publish.
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from functools import partial
 from typing import Any
 
@@ -17,10 +19,10 @@ from nameko.events import SERVICE_POOL, EventHandler
 from nameko.exceptions import ContainerBeingKilled
 from nameko.rpc import Rpc, RpcConsumer
 
-from overdracht.bus import use_provisioned_topology
+from overdracht.bus import DEADLINE_HEADER, adapt_nameko, deadline_of
 from overdracht.contracts import OverdrachtError
 
-use_provisioned_topology()
+adapt_nameko()
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,24 @@ class ProvisionedRpcConsumer(RpcConsumer):
 
 class ProvisionedRpc(Rpc):
     rpc_consumer = ProvisionedRpcConsumer()
+
+    def handle_message(self, body: Any, message: Any) -> None:
+        """Drop a request its caller no longer waits for: it must have no effect at all.
+
+        The broker drops such requests itself (they expire), but not one it had already
+        delivered to a service that then hung; the caller was told 503 meanwhile.
+        """
+        deadline = deadline_of(message.headers, DEADLINE_HEADER)
+        if deadline is not None and deadline <= time.time():
+            log.warning(
+                "%s.%s dropped: its caller stopped waiting %.1f s ago",
+                self.container.service_name,
+                self.method_name,
+                time.time() - deadline,
+            )
+            self.rpc_consumer.queue_consumer.ack_message(message)
+            return
+        super().handle_message(body, message)
 
 
 rpc = ProvisionedRpc.decorator(expected_exceptions=(OverdrachtError,))

@@ -1,18 +1,23 @@
 """Verifying who calls: the principal auth signed, or a caller's own signed token.
 
-Every service does this itself. A call for a provider carries auth's principal; a call for
-nobody carries a token signed with its caller's own key: the gateway (logging in, before
-there is a principal), retention (removals) or an operator (the CLI).
+Every service does this itself, first thing in every RPC method; so that is also where a
+request whose caller stopped waiting (it waited for a free worker) is dropped. A call for
+a provider carries auth's principal; a call for nobody carries a token signed with its
+caller's own key: the gateway (logging in, before there is a principal), retention
+(removals) or an operator (the CLI).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from nameko.extensions import DependencyProvider
 
 from overdracht import config
+from overdracht.bus import deadline_of
 from overdracht.contracts import (
+    DeadlinePassed,
     Principal,
     Unauthenticated,
     verify_principal,
@@ -27,18 +32,31 @@ OPERATOR = "operator"
 
 class Verifier:
     def __init__(
-        self, principal_key: Any, caller_keys: dict[str, Any], call: str | None = None
+        self,
+        principal_key: Any,
+        caller_keys: dict[str, Any],
+        call: str | None = None,
+        deadline: float | None = None,
     ) -> None:
         self._key = principal_key
         self._caller_keys = caller_keys
         self._call = call
+        self._deadline = deadline
 
-    def bound(self, call: str) -> Verifier:
-        """The same keys, for one entrypoint (`service.method`)."""
-        return Verifier(self._key, self._caller_keys, call)
+    def bound(self, call: str, deadline: float | None = None) -> Verifier:
+        """The same keys, for one request to one entrypoint (`service.method`)."""
+        return Verifier(self._key, self._caller_keys, call, deadline)
+
+    def _in_time(self) -> None:
+        """Refuse the request if its caller stopped waiting (checked once, at the start)."""
+        if self._deadline is not None:
+            deadline, self._deadline = self._deadline, None
+            if deadline <= time.time():
+                raise DeadlinePassed()
 
     def __call__(self, token: Any) -> Principal:
         """Return the principal or raise Unauthenticated."""
+        self._in_time()
         return verify_principal(token, self._key)
 
     def caller(self, token: Any, expected: str) -> str:
@@ -47,6 +65,7 @@ class Verifier:
         A token is good for the one method it names: one taken from the bus cannot be
         spent on another (a sweep's token on delete_clients).
         """
+        self._in_time()
         if verify_system_token(token, self._caller_keys[expected], self._call) != expected:
             raise Unauthenticated("geen geldige systeemidentiteit")
         return expected
@@ -70,4 +89,7 @@ class Identity(DependencyProvider):
         )
 
     def get_dependency(self, worker_ctx: Any) -> Verifier:
-        return self.verifier.bound(f"{worker_ctx.service_name}.{worker_ctx.entrypoint.method_name}")
+        return self.verifier.bound(
+            f"{worker_ctx.service_name}.{worker_ctx.entrypoint.method_name}",
+            deadline_of(worker_ctx.context_data),
+        )
