@@ -14,7 +14,6 @@ from flask import (
     current_app,
     jsonify,
     request,
-    stream_with_context,
 )
 
 from gateway import files
@@ -196,15 +195,10 @@ def download(document_id: str) -> Response:
     with services() as rpc:
         grant = rpc.documents.begin_download(principal(), document_id, access_point())
     upstream = files.download(current_app.config["DOCUMENTS_URL"], grant["ticket"])
-
-    def chunks():
-        try:
-            yield from upstream.iter_content(256 * 1024)
-        finally:
-            upstream.close()
-
+    # closed by the server when it is done, also if the browser went away: documents then
+    # records the download as interrupted, never as delivered
     response = Response(
-        stream_with_context(chunks()),
+        files.Relay(upstream),
         mimetype=grant["content_type"],
         direct_passthrough=True,
     )

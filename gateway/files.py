@@ -221,3 +221,25 @@ def download(documents_url: str, ticket: str) -> requests.Response:
         with response:
             _raise_refusal(response)
     return response
+
+
+class Relay:
+    """Documents' answer passed on to the browser, chunk by chunk (a WSGI body).
+
+    The server closes it when it is done, also when the browser went away mid-stream or
+    before the first chunk: that closes the connection to documents, which then records
+    the download as interrupted instead of handing its remaining bytes to nobody.
+    """
+
+    def __init__(self, upstream: requests.Response, chunk_size: int = CHUNK) -> None:
+        self._upstream = upstream
+        self._chunk_size = chunk_size
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._upstream.iter_content(self._chunk_size)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._upstream.close()

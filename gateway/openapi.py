@@ -288,7 +288,18 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
                                 {
                                     "type": "object",
                                     "properties": {
-                                        "events": {"type": "array"},
+                                        "events": {
+                                            "type": "array",
+                                            "description": (
+                                                "Records: the envelope plus seq and hash. A "
+                                                "document.downloaded (granted before the first "
+                                                "byte) also has delivered (true only when its "
+                                                "document.delivery says delivered) and delivery "
+                                                "(that record's outcome: delivered, failed, "
+                                                "interrupted; null while there is none)."
+                                            ),
+                                            "items": {"type": "object"},
+                                        },
                                         "next_cursor": {"type": ["string", "null"]},
                                     },
                                 }

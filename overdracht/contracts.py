@@ -42,6 +42,9 @@ RELATIONSHIP_ESTABLISHED = "relationship.established"
 DOCUMENT_UPLOADED = "document.uploaded"
 DOCUMENT_LISTED = "document.listed"
 DOCUMENT_DOWNLOADED = "document.downloaded"
+#: how a download ended, after its `document.downloaded` (the grant): outcome is one of
+#: DELIVERY_OUTCOMES, detail names the grant's event_id (`grant_event_id`)
+DOCUMENT_DELIVERY = "document.delivery"
 DOCUMENT_DELETED = "document.deleted"
 DOCUMENT_EXPIRED = "document.expired"
 ACCESS_DENIED = "access.denied"
@@ -67,12 +70,19 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
         DOCUMENT_UPLOADED,
         DOCUMENT_LISTED,
         DOCUMENT_DOWNLOADED,
+        DOCUMENT_DELIVERY,
         DOCUMENT_DELETED,
         DOCUMENT_EXPIRED,
         ACCESS_DENIED,
     ),
 }
 EVENT_NAMES = frozenset(name for names in EVENT_SOURCES.values() for name in names)
+
+#: every byte went out / refused or cut off by documents / the receiving end went away
+DELIVERED = "delivered"
+DELIVERY_FAILED = "failed"
+DELIVERY_INTERRUPTED = "interrupted"
+DELIVERY_OUTCOMES = (DELIVERED, DELIVERY_FAILED, DELIVERY_INTERRUPTED)
 
 ENVELOPE_FIELDS = (
     "event",

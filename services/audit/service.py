@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from nameko.timer import timer
+from sqlalchemy.orm import Session
 
 from overdracht import config
 from overdracht.contracts import (
     ACCESS_DENIED,
     AUDITOR,
+    DELIVERED,
+    DOCUMENT_DELIVERY,
+    DOCUMENT_DOWNLOADED,
     EVENT_SOURCES,
     Forbidden,
     InvalidInput,
@@ -78,9 +83,10 @@ class AuditService:
         query, limit = _query(filters if isinstance(filters, dict) else {})
         with self.db.read() as session:
             records = session.scalars(query.limit(limit + 1)).all()
-        page = records[:limit]
+            page = records[:limit]
+            deliveries = _deliveries(session, page)
         return {
-            "events": [{**r.envelope, "seq": r.seq, "hash": r.hash} for r in page],
+            "events": [_shown(r, deliveries) for r in page],
             "next_cursor": str(page[-1].seq) if len(records) > limit else None,
         }
 
@@ -176,6 +182,42 @@ def _query(filters: dict) -> tuple[sa.Select, int]:
     except ValueError as exc:
         raise InvalidInput("Ongeldige limit.", "invalid_limit") from exc
     return query, max(limit, 1)
+
+
+def _deliveries(session: Session, records: Sequence[AuditRecord]) -> dict[str, str]:
+    """How each download among records ended: its document.delivery's outcome, by grant.
+
+    A download is granted (document.downloaded) before its first byte; documents records
+    how it ended later, naming the grant. The first such record counts.
+    """
+    grants = [str(r.event_id) for r in records if r.event == DOCUMENT_DOWNLOADED]
+    if not grants:
+        return {}
+    # spelt as the index ix_audit_delivery_grant spells it (migration 0003), so it is used
+    grant = AuditRecord.envelope.op("->")("detail").op("->>", return_type=sa.Text)("grant_event_id")
+    rows = session.execute(
+        sa.select(grant, AuditRecord.outcome)
+        .where(AuditRecord.event == DOCUMENT_DELIVERY, grant.in_(grants))
+        .order_by(AuditRecord.seq)
+    ).all()
+    outcomes: dict[str, str] = {}
+    for event_id, outcome in rows:
+        outcomes.setdefault(event_id, outcome)
+    return outcomes
+
+
+def _shown(record: AuditRecord, deliveries: dict[str, str]) -> dict[str, Any]:
+    """A record as the auditor sees it; a download also says whether it was delivered.
+
+    `delivery` is the outcome of its follow-up (delivered, failed, interrupted), or None
+    while there is none: a download without `delivered` recorded was not delivered.
+    """
+    shown = {**record.envelope, "seq": record.seq, "hash": record.hash}
+    if record.event == DOCUMENT_DOWNLOADED:
+        delivery = deliveries.get(str(record.event_id))
+        shown["delivery"] = delivery
+        shown["delivered"] = delivery == DELIVERED
+    return shown
 
 
 def _moment(value: Any, key: str) -> datetime:

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import eventlet
 import sqlalchemy as sa
 from minio.error import S3Error
 from nameko.web.handlers import http
@@ -26,7 +25,10 @@ from overdracht import config
 from overdracht.bus import RpcProxy
 from overdracht.contracts import (
     ACCESS_DENIED,
+    DELIVERED,
+    DELIVERY_FAILED,
     DOCUMENT_DELETED,
+    DOCUMENT_DELIVERY,
     DOCUMENT_DOWNLOADED,
     DOCUMENT_EXPIRED,
     DOCUMENT_LISTED,
@@ -49,6 +51,14 @@ from overdracht.identity import Identity
 from overdracht.timezone import today
 from services.documents import crypto, schemas
 from services.documents.crypto import IntegrityError, Keys, MissingMasterKey, WrappedKey
+from services.documents.delivery import (
+    INTEGRITY_FAILURE,
+    KEY_UNAVAILABLE,
+    NOT_FOUND,
+    STORE_UNAVAILABLE,
+    Delivery,
+    in_background,
+)
 from services.documents.models import Document, Outbox, PendingRemoval, Ticket
 from services.documents.storage import Storage
 from services.documents.streams import CappedReader, content_type
@@ -180,17 +190,23 @@ class DocumentsService:
         who = self.identity(principal)
         document = self._current(document_id)
         self._authorize(principal, str(document.client_id), DOCUMENT_DOWNLOADED, access_point)
+        grant = make_event(
+            DOCUMENT_DOWNLOADED,
+            actor=who.actor(),
+            access_point=access_point,
+            subject=str(document.client_id),
+            object=_document_object(document),
+        )
         with self.db.transaction(confirm_events=True) as tx:
-            tx.emit(
-                make_event(
-                    DOCUMENT_DOWNLOADED,
-                    actor=who.actor(),
-                    access_point=access_point,
-                    subject=str(document.client_id),
-                    object=_document_object(document),
-                )
-            )
-        token = self._issue(DOWNLOAD, document.id, document.client_id, {})
+            tx.emit(grant)
+        # send_download records how the download ended (document.delivery), naming the grant
+        details = {
+            "grant_event_id": grant["event_id"],
+            "actor": grant["actor"],
+            "access_point": grant["access_point"],
+            "object": grant["object"],
+        }
+        token = self._issue(DOWNLOAD, document.id, document.client_id, details)
         return {"ticket": token, **document.as_dict()}
 
     @rpc
@@ -337,27 +353,48 @@ class DocumentsService:
 
     @http("GET", "/internal/downloads")
     def send_download(self, request: Request) -> Response:
-        """Stream a document's bytes, decrypted, once its stored object passed its check."""
-        ticket = self._claim(DOWNLOAD, request.headers.get(TICKET_HEADER, ""))
+        """Stream a document's bytes, decrypted, once its stored object passed its check.
+
+        How it ended is recorded as `document.delivery`, naming the download's grant: a
+        refusal before the first byte as `failed`, the body's end as the Delivery says.
+        """
+        try:
+            ticket = self._claim(DOWNLOAD, request.headers.get(TICKET_HEADER, ""))
+        except OverdrachtError as exc:  # the database is away
+            return _error(exc)
         if ticket is None:
             return _error(NotFound(BAD_TICKET))
+
+        def report(outcome: str, sent: int, reason: str | None) -> None:
+            # off the stream's own path: a slow or absent database holds up no byte
+            in_background(self._record_delivery, ticket, size, outcome, sent, reason)
+
+        size = 0
         with self.db.read() as session:
             document = session.get(Document, ticket.document_id)
         if document is None:
+            report(DELIVERY_FAILED, 0, NOT_FOUND)
             return _error(NotFound("Document niet gevonden."))
+        size = document.size
         try:
             body = self._checked_body(document)
         except IntegrityError as exc:
             log.error("document %s refused, its stored bytes fail the check: %s", document.id, exc)
+            report(DELIVERY_FAILED, 0, INTEGRITY_FAILURE)
             return _error(IntegrityFailure(DAMAGED))
         except MissingMasterKey as exc:
             log.error("document %s cannot be decrypted: %s", document.id, exc)
+            report(DELIVERY_FAILED, 0, KEY_UNAVAILABLE)
             return _error(Unavailable())
         except Exception as exc:  # noqa: BLE001 - any storage fault is the same to the reader
             log.error("object store refused a download: %s", type(exc).__name__)
+            report(DELIVERY_FAILED, 0, STORE_UNAVAILABLE)
             return _error(Unavailable(STORE_AWAY))
+        # eventlet writes each piece before it asks for the next (it would otherwise gather
+        # 4 KiB): so the body running out means every byte was written to the gateway
+        request.environ["eventlet.minimum_write_chunk_size"] = 0
         return Response(
-            body,
+            Delivery(body, document.size, report),
             status=200,
             headers={"Content-Length": str(document.size)},
             mimetype=document.content_type,
@@ -401,18 +438,58 @@ class DocumentsService:
         first = next(chunks, b"")  # the first segment is authenticated before the answer
         return _cut_on_failure(document.id, first, chunks)
 
-    def _authorize(self, principal: str, client_id: str, action: str, access_point: dict) -> dict:
-        """Ask clients, but not forever: nameko's RpcProxy has no timeout of its own.
+    def _record_delivery(
+        self, ticket: Ticket, size: int, outcome: str, sent: int, reason: str | None
+    ) -> None:
+        """Record how a download ended, naming its grant; never raises (a log line instead).
 
-        Without one, a call made while clients is down would finish minutes later, long
-        after the user was told it failed.
+        A download without this record reads as not delivered, so a database that is away
+        now costs the auditor nothing but the reason.
         """
+        details = ticket.details or {}
+        grant = details.get("grant_event_id")
+        if grant is None:  # a ticket issued before downloads were followed up
+            return
+        detail = {"grant_event_id": grant, "bytes_sent": sent, "size": size}
+        if reason is not None:
+            detail["reason"] = reason
+        event = make_event(
+            DOCUMENT_DELIVERY,
+            actor=details.get("actor") or SYSTEM_ACTOR,
+            access_point=details.get("access_point"),
+            subject=str(ticket.client_id),
+            object=details.get("object"),
+            outcome=outcome,
+            detail=detail,
+        )
         try:
-            with eventlet.Timeout(float(config.get("OVERDRACHT_RPC_TIMEOUT"))):
-                answer = self.clients.authorize(principal, client_id, action, access_point)
-        except eventlet.Timeout:
-            log.error("clients did not answer in time")
-            raise Unavailable() from None
+            # not confirm: the stream is over either way; the outbox relay publishes later
+            self.db.record(event, confirm=False)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the grant stays undelivered
+            log.error(
+                "download of document %s (grant %s) ended %s after %s of %s bytes,"
+                " not recorded: %s",
+                ticket.document_id,
+                grant,
+                outcome,
+                sent,
+                size,
+                type(exc).__name__,
+            )
+            return
+        if outcome != DELIVERED:
+            log.warning(
+                "download of document %s %s after %s of %s bytes (%s)",
+                ticket.document_id,
+                outcome,
+                sent,
+                size,
+                reason,
+            )
+
+    def _authorize(self, principal: str, client_id: str, action: str, access_point: dict) -> dict:
+        """Ask clients (within this request's deadline, see overdracht.bus.RpcProxy)."""
+        answer = self.clients.authorize(principal, client_id, action, access_point)
         # act only on a grant clients signed for exactly this: whoever else might answer
         # the call on the bus holds no key to forge one
         grant = answer.pop("grant", None) if isinstance(answer, dict) else None

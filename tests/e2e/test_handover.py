@@ -154,6 +154,7 @@ def test_a_handover_between_two_regions(harness):
             "document.uploaded": len(bodies),
             "document.listed": 3,
             "document.downloaded": 1 + len(bodies),
+            "document.delivery": 1 + len(bodies),  # each download's outcome, after its grant
             "client.searched": 3,
             "access.denied": 1,
             "relationship.established": 1,
@@ -164,6 +165,7 @@ def test_a_handover_between_two_regions(harness):
         lambda es: Counter(e["event"] for e in es) == expected, client_id=client["id"]
     )
     assert Counter(e["event"] for e in events) == expected
+    assert all(e["delivered"] for e in events if e["event"] == "document.downloaded")
     for event in events:
         assert set(ENVELOPE_FIELDS) <= set(event)
         assert event["subject"] == client["id"]

@@ -57,7 +57,11 @@ def _parked(platform, event_id: str, timeout: float = 15) -> tuple[str, str] | N
 
 @pytest.mark.parametrize(
     ("source", "name"),
-    [("documents", "document.downloaded"), ("auth", "provider.logged_in")],
+    [
+        ("documents", "document.downloaded"),
+        ("documents", "document.delivery"),  # a forged "delivered"
+        ("auth", "provider.logged_in"),
+    ],
 )
 def test_a_forged_event_is_parked_never_stored(harness, platform, insider, source, name):
     api = harness.provider()
@@ -66,6 +70,7 @@ def test_a_forged_event_is_parked_never_stored(harness, platform, insider, sourc
         name,
         actor={"type": "provider", "id": "someone", "username": "verlos-anna"},
         subject=client["id"],
+        outcome="delivered" if name == "document.delivery" else "success",
     )
     _publish(insider, source, forged)  # no user_id: nobody vouches for it
 

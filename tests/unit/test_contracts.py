@@ -13,9 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from overdracht.contracts import (
     CLIENT_SEARCHED,
+    DELIVERY_OUTCOMES,
+    DOCUMENT_DELIVERY,
     DOCUMENT_UPLOADED,
     ENVELOPE_FIELDS,
     EVENT_NAMES,
+    EVENT_SOURCES,
     Principal,
     Unauthenticated,
     check_envelope,
@@ -130,6 +133,18 @@ def test_make_event_refuses_an_unknown_name():
     assert "document.shredded" not in EVENT_NAMES
     with pytest.raises(ValueError, match="document.shredded"):
         make_event("document.shredded", actor=PRINCIPAL.actor())
+
+
+def test_only_documents_records_how_a_download_ended():
+    assert [s for s, names in EVENT_SOURCES.items() if DOCUMENT_DELIVERY in names] == ["documents"]
+    assert DELIVERY_OUTCOMES == ("delivered", "failed", "interrupted")
+    event = make_event(
+        DOCUMENT_DELIVERY,
+        actor=PRINCIPAL.actor(),
+        outcome="interrupted",
+        detail={"grant_event_id": str(uuid.uuid4()), "bytes_sent": 0, "size": 10},
+    )
+    assert check_envelope(event)["outcome"] == "interrupted"
 
 
 def test_make_event_fills_every_envelope_field():
