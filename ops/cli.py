@@ -83,6 +83,9 @@ def _retention_sweep(args: argparse.Namespace) -> int:
         date.fromisoformat(args.as_of)
     result = _rpc("retention", "sweep", args.as_of)
     print(json.dumps(result, indent=2))
+    if result.get("failed"):  # the rest was done; the next sweep tries these again
+        print(f"fout: niet gelukt: {', '.join(result['failed'])}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -60,8 +60,14 @@ CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "documents": {"clients": ("authorize",)},
     "retention": {
-        "documents": ("expire_due", "clients_with_documents"),
-        "clients": ("deletion_candidates", "delete_clients"),
+        "documents": (
+            "expire_due",
+            "clients_with_documents",
+            "purge_tickets",
+            "remove_leftovers",
+        ),
+        "clients": ("deletion_candidates", "delete_clients", "purge_searches"),
+        "auth": ("purge_expired",),
     },
     "cli": {"retention": ("sweep",)},
 }

@@ -183,6 +183,29 @@ class AuthService:
                 )
             )
 
+    # Retention clears what can no longer be used: a call signed with the system key.
+
+    @rpc
+    def purge_expired(self, system: str) -> dict:
+        """Delete ended and expired sessions and expired login challenges; returns counts."""
+        self.identity.system(system)
+        now = _now()
+        idle = timedelta(minutes=config.get_int("OVERDRACHT_SESSION_IDLE_MINUTES"))
+        with self.db.transaction() as tx:
+            sessions = tx.session.execute(
+                sa.delete(Session).where(
+                    sa.or_(
+                        Session.ended_at.is_not(None),
+                        Session.expires_at <= now,
+                        Session.last_seen_at <= now - idle,
+                    )
+                )
+            ).rowcount
+            challenges = tx.session.execute(
+                sa.delete(LoginChallenge).where(LoginChallenge.expires_at <= now)
+            ).rowcount
+        return {"sessions": sessions, "login_challenges": challenges}
+
     def _check_code(self, tx, pending, provider, code, access_point) -> str | None:
         """Single use, time limited, a few attempts; returns a token or None."""
         now = _now()

@@ -46,6 +46,19 @@ def _client_id(value: Any) -> uuid.UUID:
         raise NotFound("Cliënt niet gevonden.") from exc
 
 
+#: how far back the hourly lookup limit counts
+LIMIT_WINDOW = timedelta(hours=1)
+
+
+def _search_retention() -> timedelta:
+    """OVERDRACHT_SEARCH_RETENTION_HOURS, but never shorter than the limit and declaring need."""
+    return max(
+        timedelta(hours=config.get_int("OVERDRACHT_SEARCH_RETENTION_HOURS")),
+        LIMIT_WINDOW,
+        timedelta(minutes=config.get_int("OVERDRACHT_RELATIONSHIP_SEARCH_WINDOW_MINUTES")),
+    )
+
+
 class ClientsService:
     name = "clients"
 
@@ -261,6 +274,21 @@ class ClientsService:
                 )
         return len(deleted)
 
+    @rpc
+    def purge_searches(self, system: str) -> int:
+        """Delete lookups older than the search retention; returns how many.
+
+        They serve the hourly limit and declaring a relationship only (the audit log is
+        the record of who searched), so they are kept at least as long as those look back.
+        """
+        self.identity.system(system)
+        with self.db.transaction() as tx:
+            return tx.session.execute(
+                sa.delete(Search).where(
+                    Search.searched_at < datetime.now(UTC) - _search_retention()
+                )
+            ).rowcount
+
     # --- helpers -------------------------------------------------------------------------
 
     def _hash(self, kind: str, value: str) -> str:
@@ -282,7 +310,7 @@ class ClientsService:
         recent = session.scalar(
             sa.select(sa.func.count(sa.distinct(Search.searched_at))).where(
                 Search.provider_id == provider,
-                Search.searched_at >= datetime.now(UTC) - timedelta(hours=1),
+                Search.searched_at >= datetime.now(UTC) - LIMIT_WINDOW,
             )
         )
         return recent < config.get_int("OVERDRACHT_SEARCH_LIMIT_PER_HOUR")

@@ -72,10 +72,43 @@ DOWNLOAD = "download"
 DAMAGED = "Het document is beschadigd en wordt niet getoond."
 #: documents up to this size are checked and served from one read, held in memory meanwhile
 INLINE_BYTES = 8 * 1024 * 1024
+#: every document body is stored under this prefix; the leftover sweep touches nothing else
+OBJECT_PREFIX = "documents/"
+LEFTOVER_BATCH = 500
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _key_id(key: str) -> uuid.UUID | None:
+    """The document id an object key names (`documents/<uuid>`), if it names one."""
+    try:
+        return uuid.UUID(key.removeprefix(OBJECT_PREFIX))
+    except ValueError:
+        return None
+
+
+def _cutoff(value: Any) -> datetime:
+    """A moment retention sends (`older_than`): with a time zone, and not yet to come."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("Ongeldig tijdstip.") from exc
+    if moment.tzinfo is None or moment > datetime.now(UTC):
+        raise InvalidInput("Het tijdstip moet een tijdzone hebben en voorbij zijn.")
+    return moment
+
+
+def _batches(items: Iterable, size: int) -> Iterator[list]:
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _document_id(value: Any) -> uuid.UUID:
@@ -273,6 +306,56 @@ class DocumentsService:
                 sa.select(Document.client_id).where(Document.client_id.in_(ids)).distinct()
             ).all()
         return [str(c) for c in held]
+
+    @rpc
+    def purge_tickets(self, system: str, older_than: str) -> int:
+        """Delete tickets that can no longer be used; returns how many.
+
+        A download ticket once spent or expired. An upload ticket once it is no longer live
+        (see _uploading): expired, and claimed before older_than if at all, since until
+        then it marks an upload that may be under way, whose object the leftover sweep
+        leaves alone.
+        """
+        self.identity.system(system)
+        cutoff = _cutoff(older_than)
+        now = datetime.now(UTC)
+        with self.db.transaction() as tx:
+            return tx.session.execute(
+                sa.delete(Ticket).where(
+                    sa.or_(
+                        sa.and_(
+                            Ticket.kind != UPLOAD,
+                            sa.or_(Ticket.used_at.is_not(None), Ticket.expires_at <= now),
+                        ),
+                        sa.and_(
+                            Ticket.kind == UPLOAD,
+                            Ticket.expires_at <= now,
+                            sa.or_(Ticket.used_at.is_(None), Ticket.used_at <= cutoff),
+                        ),
+                    )
+                )
+            ).rowcount
+
+    @rpc
+    def remove_leftovers(self, system: str, older_than: str) -> dict:
+        """Abort unfinished multipart uploads and remove objects without a document row.
+
+        Only under documents/, only what began before older_than, and nothing a live upload
+        ticket still covers: an upload under way is not a leftover. The store being away is
+        one Unavailable; the next sweep tries again.
+        """
+        self.identity.system(system)
+        cutoff = _cutoff(older_than)
+        try:
+            return {
+                "uploads_aborted": self._abort_leftover_uploads(cutoff),
+                "leftover_objects": self._remove_leftover_objects(cutoff),
+            }
+        except OverdrachtError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any storage fault: the next sweep retries
+            log.error("leftover sweep deferred, object store: %s", type(exc).__name__)
+            raise Unavailable(STORE_AWAY) from None
 
     # --- HTTP: file bodies ----------------------------------------------------------------
 
@@ -560,6 +643,60 @@ class DocumentsService:
                     tx.session.merge(PendingRemoval(object_key=key, created_at=datetime.now(UTC)))
             except OverdrachtError:
                 log.error("object %s left for the leftover sweep: database away too", key)
+
+    def _abort_leftover_uploads(self, cutoff: datetime) -> int:
+        stale = [
+            (key, upload_id)
+            for key, upload_id, initiated in self.storage.unfinished_uploads(OBJECT_PREFIX)
+            if initiated is not None and initiated < cutoff
+        ]
+        aborted = 0
+        for batch in _batches(stale, LEFTOVER_BATCH):
+            live = self._uploading([key for key, _ in batch], cutoff)
+            for key, upload_id in batch:
+                if key not in live:
+                    self.storage.abort_upload(key, upload_id)
+                    aborted += 1
+        return aborted
+
+    def _remove_leftover_objects(self, cutoff: datetime) -> int:
+        removed = 0
+        for batch in _batches(self.storage.objects(OBJECT_PREFIX), LEFTOVER_BATCH):
+            keys = [key for key, modified in batch if modified is not None and modified < cutoff]
+            kept = self._rowed(keys) | self._uploading(keys, cutoff)
+            for key in keys:
+                if key not in kept:
+                    self.storage.remove(key)
+                    removed += 1
+        return removed
+
+    def _rowed(self, keys: list[str]) -> set[str]:
+        """Which of these object keys a document row names."""
+        if not keys:
+            return set()
+        ids = [i for i in map(_key_id, keys) if i is not None]
+        with self.db.read() as session:
+            named = session.scalars(
+                sa.select(Document.object_key).where(
+                    sa.or_(Document.id.in_(ids), Document.object_key.in_(keys))
+                )
+            ).all()
+        return set(named) & set(keys)
+
+    def _uploading(self, keys: list[str], cutoff: datetime) -> set[str]:
+        """Which of these keys a live upload ticket covers: unexpired, or claimed since cutoff."""
+        ids = {i: key for key in keys if (i := _key_id(key)) is not None}
+        if not ids:
+            return set()
+        with self.db.read() as session:
+            live = session.scalars(
+                sa.select(Ticket.document_id).where(
+                    Ticket.kind == UPLOAD,
+                    Ticket.document_id.in_(list(ids)),
+                    sa.or_(Ticket.expires_at > datetime.now(UTC), Ticket.used_at > cutoff),
+                )
+            ).all()
+        return {ids[i] for i in live if i in ids}
 
     def _retry_removals(self, limit: int = 500) -> None:
         with self.db.read() as session:

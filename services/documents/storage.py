@@ -7,6 +7,7 @@ decrypts after it gets (crypto.py), so what is here is what the store holds.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, BinaryIO
 
 import urllib3
@@ -81,6 +82,42 @@ class BlobStore:
                 return False
             raise
         return True
+
+    def objects(self, prefix: str) -> Iterator[tuple[str, datetime | None]]:
+        """(key, last modified) of every object under prefix, page by page."""
+        for found in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
+            if not found.is_dir and found.object_name.startswith(prefix):
+                yield found.object_name, found.last_modified
+
+    def unfinished_uploads(self, prefix: str) -> Iterator[tuple[str, str, datetime | None]]:
+        """(key, upload id, initiated) of every multipart upload under prefix never completed.
+
+        minio has no public call for S3's ListMultipartUploads, only this low-level one;
+        and its result drops the next upload-id marker (a misspelt attribute in 7.2), so
+        it is read where it lands.
+        """
+        key_marker = upload_marker = None
+        while True:
+            page = self.client._list_multipart_uploads(  # noqa: SLF001 - see above
+                self.bucket,
+                prefix=prefix,
+                key_marker=key_marker,
+                upload_id_marker=upload_marker,
+                max_uploads=1000,
+            )
+            for upload in page.uploads:
+                if upload.object_name.startswith(prefix) and upload.upload_id:
+                    yield upload.object_name, upload.upload_id, upload.initiated_time
+            key_marker = page.next_key_marker
+            upload_marker = page.next_upload_id_marker or getattr(
+                page, "self._next_upload_id_marker", None
+            )
+            if not page.is_truncated or not key_marker:
+                return
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Abort an unfinished multipart upload: its parts are freed."""
+        self.client._abort_multipart_upload(self.bucket, key, upload_id)  # noqa: SLF001
 
 
 class ObjectReader(RawReader):

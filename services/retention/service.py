@@ -1,8 +1,15 @@
-"""Retention: on a timer, expire documents on their removal date and remove empty clients."""
+"""Retention: on a timer, expire documents on their removal date and remove empty clients.
+
+The same sweep clears what is left over: spent tickets, ended sessions, expired login
+challenges and old lookups (each service its own tables), and objects in the store that
+no document row names or multipart uploads never completed. Each part is one call; one
+that fails is logged in one line and tried again by the next sweep, the others go on.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
 from nameko.timer import timer
@@ -31,6 +38,7 @@ class RetentionService:
 
     documents = RpcProxy("documents")
     clients = RpcProxy("clients")
+    auth = RpcProxy("auth")
     identity = Identity()
 
     @timer(interval=config.get_int("OVERDRACHT_RETENTION_INTERVAL_SECONDS"))
@@ -40,7 +48,7 @@ class RetentionService:
         except Exception as exc:  # noqa: BLE001 - the next tick tries again
             log.warning("retention sweep failed, retrying next interval: %s", type(exc).__name__)
             return
-        log.info("retention sweep removed %(documents)s documents, %(clients)s clients", result)
+        log.info("retention sweep removed %s", _summary(result))
 
     @rpc
     def sweep(self, operator: str, as_of: str | None = None) -> dict:
@@ -55,10 +63,44 @@ class RetentionService:
         return self._sweep(day)
 
     def _sweep(self, day: date) -> dict:
-        """Remove documents due on or before day, then clients left empty."""
-        documents = self.documents.expire_due(_signed("documents.expire_due"), day.isoformat())
-        clients = self._empty_clients(day)
-        return {"as_of": day.isoformat(), "documents": documents, "clients": clients}
+        """Remove documents due on or before day, then clients left empty, then leftovers.
+
+        Leftovers go by the clock, not by day: --as-of moves removal dates only.
+        """
+        grace = timedelta(minutes=config.get_int("OVERDRACHT_LEFTOVER_GRACE_MINUTES"))
+        older_than = (datetime.now(UTC) - grace).isoformat()
+        parts: dict[str, Callable[[], dict]] = {
+            "documents": lambda: {
+                "documents": self.documents.expire_due(
+                    _signed("documents.expire_due"), day.isoformat()
+                )
+            },
+            "clients": lambda: {"clients": self._empty_clients(day)},
+            "tickets": lambda: {
+                "tickets": self.documents.purge_tickets(
+                    _signed("documents.purge_tickets"), older_than
+                )
+            },
+            "sessions": lambda: self.auth.purge_expired(_signed("auth.purge_expired")),
+            "searches": lambda: {
+                "searches": self.clients.purge_searches(_signed("clients.purge_searches"))
+            },
+            "leftovers": lambda: self.documents.remove_leftovers(
+                _signed("documents.remove_leftovers"), older_than
+            ),
+        }
+        result: dict = {"as_of": day.isoformat()}
+        failed = []
+        for name, part in parts.items():
+            try:
+                result.update(part())
+            except Exception as exc:  # noqa: BLE001 - the rest goes on, the next sweep retries
+                log.warning(
+                    "retention %s failed, retrying next sweep: %s", name, type(exc).__name__
+                )
+                failed.append(name)
+        result["failed"] = failed
+        return result
 
     def _empty_clients(self, day: date) -> int:
         """Clients without documents, past a grace period so a new client can get her first."""
@@ -83,3 +125,10 @@ class RetentionService:
                     _signed("clients.delete_clients"), empty, "no_documents"
                 )
             after = page[-1]
+
+
+def _summary(result: dict) -> str:
+    """A sweep's counts on one line, and what failed (retried by the next sweep)."""
+    counts = ", ".join(f"{v} {k}" for k, v in result.items() if k not in ("as_of", "failed"))
+    failed = result.get("failed") or []
+    return counts + (f"; failed: {', '.join(failed)}" if failed else "")
