@@ -4,13 +4,16 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint format bench install browser constraints clean
+.PHONY: run test faults lint format bench install browser constraints clean
 
 run: $(STAMP)                 ## start the whole platform at http://127.0.0.1:8000
 	$(PY) -m ops.devserver
 
 test: $(STAMP) browser lint   ## every test: unit, integration, end-to-end, browser
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+faults: $(STAMP)              ## the fault suite with 30 s faults, and its table (make test: 10 s)
+	OVERDRACHT_FAULT_SECONDS=30 $(PY) -m pytest -p no:cacheprovider tests/faults $(PYTEST_ARGS)
 
 lint: $(STAMP)                ## ruff, as CI runs it
 	$(VENV)/bin/ruff check .

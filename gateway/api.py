@@ -163,6 +163,7 @@ def upload_document(client_id: str):
 def upload(client_id: str, check: Callable[[dict[str, str]], None] | None = None) -> dict[str, Any]:
     """Stream a multipart upload to documents; shared with the web pages (which check CSRF)."""
     max_bytes = current_app.config["MAX_DOCUMENT_BYTES"]
+    files.allow_upload_body(request, max_bytes)
     try:
         who, point = principal(), access_point()
 

@@ -134,7 +134,7 @@ def upload(
     """
     if request.content_length is not None and request.content_length > max_bytes + FORM_OVERHEAD:
         raise _too_large(max_bytes)
-    request.max_content_length = max_bytes + FORM_OVERHEAD  # the app's cap is for small bodies
+    allow_upload_body(request, max_bytes)
     events = MultipartStream(request).events()
     fields: dict[str, str] = {}
     for event in events:
@@ -152,6 +152,15 @@ def upload(
             for _ in _part_bytes(events):
                 pass
     raise InvalidInput("Het formulier bevat geen bestand (veld 'file').", "missing_file")
+
+
+def allow_upload_body(request: Request, max_bytes: int) -> None:
+    """Raise the app's cap for small bodies to a document's, before anything reads the body.
+
+    Set first thing: a refusal before the file (no session, auth away) still drains the
+    body to be heard, and under the small cap that read would turn it into a 413.
+    """
+    request.max_content_length = max_bytes + FORM_OVERHEAD
 
 
 def discard_rest(request: Request, max_bytes: int) -> None:

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from nameko.exceptions import RemoteError
+from kombu.exceptions import KombuError
+from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from overdracht.bus import adapt_nameko, standalone_replies
-from overdracht.contracts import OverdrachtError
+from overdracht.contracts import OverdrachtError, Unavailable
 
 adapt_nameko()
 
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: Errors that say the remote side answered: the proxy itself is still good.
 _ANSWERED = (OverdrachtError, RemoteError)
+#: The bus or the service is away (or did not answer in time): the user reads 503.
+_AWAY = (RpcTimeout, UnknownService, KombuError, OSError)
 
 
 class RpcPool:
@@ -30,7 +33,11 @@ class RpcPool:
 
     @contextmanager
     def cluster(self) -> Iterator[Any]:
-        """Borrow a proxy; one that failed for transport reasons is dropped, not reused."""
+        """Borrow a proxy; one that failed for transport reasons is dropped, not reused.
+
+        Whatever failed on the way (no broker, a connection cut, no answer in time)
+        comes out as Unavailable, like any other outage the user cannot help.
+        """
         try:
             holder, proxy = self._idle.get_nowait()
         except queue.Empty:
@@ -39,7 +46,12 @@ class RpcPool:
                 timeout=self._timeout,
                 reply_listener_cls=standalone_replies("gateway"),
             )
-            proxy = holder.start()
+            try:
+                proxy = holder.start()
+            except _AWAY as exc:
+                log.error("service unavailable: %s", type(exc).__name__)
+                _stop(holder)
+                raise Unavailable() from exc
         healthy = False
         try:
             yield proxy
@@ -47,6 +59,9 @@ class RpcPool:
         except _ANSWERED:
             healthy = True
             raise
+        except _AWAY as exc:
+            log.error("service unavailable: %s", type(exc).__name__)
+            raise Unavailable() from exc
         finally:
             if healthy:
                 try:

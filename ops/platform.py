@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -324,6 +325,9 @@ class Platform:
         for name, process in list(self.processes):
             if process.poll() is None:
                 continue
+            # what it left behind goes too: gunicorn's workers outlive a master killed with
+            # -9 and hold the port, and a new master could not bind it
+            _signal(process, signal.SIGKILL)
             self.processes.remove((name, process))
             failures = (
                 0 if now - self._started_at.get(name, now) > 60 else self._failures.get(name, 0)
@@ -400,6 +404,24 @@ def wait_for(check, what: str, seconds: float) -> None:
             pass
         time.sleep(0.3)
     raise RuntimeError(f"{what} did not come up within {seconds:.0f} s")
+
+
+@contextlib.contextmanager
+def supervised(platform: Platform, interval: float = 0.5) -> Iterator[Platform]:
+    """Restart what exits, as `make run` does, from a thread (for the fault suite)."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(interval):
+            platform.supervise()
+
+    watcher = threading.Thread(target=watch, name="supervisor", daemon=True)
+    watcher.start()
+    try:
+        yield platform
+    finally:
+        done.set()
+        watcher.join()
 
 
 @contextlib.contextmanager

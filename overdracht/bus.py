@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -37,6 +38,7 @@ from kombu import Exchange, Queue
 from nameko import rpc as nameko_rpc
 from nameko.amqp.publish import Publisher
 from nameko.constants import RPC_EXCHANGE_CONFIG_KEY
+from nameko.messaging import QueueConsumer
 from nameko.rpc import RPC_REPLY_QUEUE_TTL, ReplyListener
 from nameko.standalone.rpc import SingleThreadedReplyListener
 
@@ -356,6 +358,11 @@ def remaining(deadline: float | None) -> float:
     return rpc_timeout() if deadline is None else deadline - time.time()
 
 
+#: How long to keep trying a broker that is away before giving up (about a second): the
+#: caller answers 503 at once instead of waiting on nameko's retries (up to 9 s).
+BROKER_PATIENCE = {"max_retries": 1, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 1}
+
+
 class DeadlinePublisher(Publisher):
     """Publishes RPC requests that expire with their caller's patience.
 
@@ -375,6 +382,9 @@ class DeadlinePublisher(Publisher):
         if deadline <= now:
             raise DeadlinePassed()
         headers[DEADLINE_HEADER] = deadline
+        # copies: nameko adds its own keys to the transport options it is given
+        kwargs.setdefault("retry_policy", dict(BROKER_PATIENCE))
+        kwargs.setdefault("transport_options", dict(BROKER_PATIENCE))
         super().publish(payload, extra_headers=headers, expiration=deadline - now, **kwargs)
 
 
@@ -418,6 +428,25 @@ def standalone_replies(component: str) -> type:
     )
 
 
+#: A service retries the broker this often while it is away (kombu's default backs off
+#: to 30 s, so a service would only notice a returned broker up to 30 s late).
+RECONNECT_SECONDS = 1
+
+
+@contextmanager
+def _reconnect_promptly(self: QueueConsumer) -> Any:
+    """kombu's ConsumerMixin.establish_connection, with retries at a steady pace."""
+    with self.create_connection() as connection:
+        connection.ensure_connection(
+            self.on_connection_error,
+            self.connect_max_retries,
+            interval_start=RECONNECT_SECONDS,
+            interval_step=0,
+            interval_max=RECONNECT_SECONDS,
+        )
+        yield connection
+
+
 def adapt_nameko() -> None:
     """Make nameko use the declared exchanges, and give every RPC request a deadline.
 
@@ -425,7 +454,9 @@ def adapt_nameko() -> None:
     configure also allows deleting it. nameko builds its RPC exchange in one function;
     replacing that function keeps every component from needing the permission. Every
     RPC request, from a service or a standalone proxy, goes out through MethodProxy's
-    publisher class.
+    publisher class. Every consumer in a service (its RPC queue, its replies, audit's
+    event queues) reconnects through QueueConsumer.establish_connection.
     """
     nameko_rpc.get_rpc_exchange = _provisioned_rpc_exchange
     nameko_rpc.MethodProxy.publisher_cls = DeadlinePublisher
+    QueueConsumer.establish_connection = _reconnect_promptly

@@ -362,12 +362,15 @@ class DocumentsService:
     @http("PUT", "/internal/uploads")
     def receive_upload(self, request: Request) -> Response:
         """Stream a file body, encrypted with its own data key, into the object store; record it."""
+        # the ticket first: without a good one not a byte of the body is read
+        try:
+            ticket = self._claim(UPLOAD, request.headers.get(TICKET_HEADER, ""))
+        except OverdrachtError as exc:
+            return _error(exc)
+        if ticket is None:
+            return _error(NotFound(BAD_TICKET))
         limit = config.get_int("OVERDRACHT_MAX_DOCUMENT_BYTES")
         reader = CappedReader(request.environ["wsgi.input"], limit)
-        ticket = self._claim(UPLOAD, request.headers.get(TICKET_HEADER, ""))
-        if ticket is None:
-            reader.drain(limit)
-            return _error(NotFound(BAD_TICKET))
         kind = content_type(reader.sniff())
         if kind not in config.content_types():
             reader.drain(limit)
@@ -429,6 +432,9 @@ class DocumentsService:
                         },
                     )
                 )
+        except OverdrachtError as exc:  # the database is away: 503, and no object kept
+            self._discard(key)
+            return _error(exc)
         except Exception:
             self._discard(key)  # no object without its row
             raise

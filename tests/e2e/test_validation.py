@@ -329,3 +329,18 @@ def test_a_large_upload_refused_before_its_file_is_read_still_gets_its_answer(
     """The refusal comes before the file part is read; the sender must hear it, not a reset."""
     response = harness.upload(provider, client["id"], pdf(30 * MiB), removal_date=in_weeks(30))
     assert error_of(response, 422)["code"] == "removal_date_too_late"
+
+
+@pytest.mark.parametrize("size", [64 * 1024 + 1, 5 * MiB, 100 * MiB + 1])
+@pytest.mark.parametrize("token", [None, "not-a-session"])
+def test_an_upload_without_a_valid_session_is_a_401_whatever_its_size(
+    harness, provider, client, size, token
+):
+    """Not 413: the small-body cap must not answer for a refused session."""
+    anonymous = harness.anonymous()
+    if token:
+        anonymous.headers["Authorization"] = f"Bearer {token}"
+    response = harness.upload(anonymous, client["id"], pdf(size), removal_date=in_weeks(4))
+    # no session, or one auth does not know: either way a 401 that says so
+    assert error_of(response, 401)["code"] in {"unauthenticated", "session_expired"}
+    assert provider.get(f"/clients/{client['id']}/documents").json()["documents"] == []

@@ -33,6 +33,11 @@ def test_a_request_expires_with_the_rpc_timeout(published):
     assert 9.9 < sent["expiration"] <= 10
     assert before + 10 <= sent["extra_headers"][bus.DEADLINE_HEADER] <= time.time() + 10
     assert sent["extra_headers"]["x"] == 1
+    # a broker that is away is given up on quickly; nameko adds keys to transport_options,
+    # so the two must not be one shared dict
+    assert sent["retry_policy"] == sent["transport_options"] == bus.BROKER_PATIENCE
+    assert sent["transport_options"] is not sent["retry_policy"]
+    assert sent["transport_options"] is not bus.BROKER_PATIENCE
 
 
 def test_a_nested_call_keeps_its_callers_sooner_deadline(published):

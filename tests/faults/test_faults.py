@@ -1,0 +1,120 @@
+"""Each fault under a steady load of users: no person needed, nothing lost, nothing extra."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from tests.faults.conftest import FAULT_SECONDS, ROWS
+from tests.faults.steady import Row, Steady, books
+
+
+def _through(
+    name: str,
+    platform,
+    harness,
+    inject: Callable[[], None],
+    heal: Callable[[], None] | None = None,
+) -> tuple[Row, Steady, float, float]:
+    """Run the load, inject the fault, heal it (if a person would have to), keep the books.
+
+    Returns the row, the load, when the fault began, and when healing it began
+    (time.monotonic()).
+    """
+    pids = {name: process.pid for name, process in platform.processes}
+    load = Steady(harness)
+    with load.running():
+        time.sleep(3)
+        inject()
+        began = time.monotonic()
+        healing = time.monotonic()
+        if heal is not None:
+            time.sleep(FAULT_SECONDS)
+            healing = time.monotonic()
+            heal()
+        ended = time.monotonic()
+        recovered = load.recovered_after(ended)
+        time.sleep(2)
+    row = books(platform, load, Row(name, recovered=recovered))
+    ROWS.append(row)
+    running = {n: p.pid for n, p in platform.processes if p.poll() is None}
+    assert set(running) == set(pids), f"not running after {name}: {set(pids) - set(running)}"
+    row.restarted = sorted(n for n in pids if running[n] != pids[n])
+    return row, load, began, healing
+
+
+def _nothing_lost(row: Row) -> None:
+    assert row.recovered is not None, f"{row.fault}: no recovery within 60 s"
+    assert (row.missing, row.extra, row.orphans, row.stuck) == (0, 0, 0, 0), row.line()
+
+
+def _only_clear_errors(load: Steady, in_flight_cut: bool = False) -> None:
+    """A user sees 503 (try again later), never a 500 or a hang.
+
+    Where a process dies under a request already answering (a download streaming when
+    the object store is killed), that one request is cut off: at most one per user.
+    """
+    statuses = Counter(a.status for a in load.answers if a.status not in (200, 201))
+    assert set(statuses) <= {503, 0}, statuses
+    assert statuses[0] <= (load.users if in_flight_cut else 0), statuses
+
+
+def test_broker_outage(breakable, breakable_harness, broker):
+    row, load, began, healing = _through(
+        "broker outage", breakable, breakable_harness, broker.stop_app, broker.start_app
+    )
+    during = [a for a in load.answers if began <= a.started < healing]
+    assert during and {a.status for a in during} == {503}
+    slowest = max(a.seconds for a in during)
+    assert slowest <= 5, f"a request waited {slowest:.1f} s for its 503"
+    assert row.recovered <= 10, f"recovered {row.recovered:.1f} s after the broker returned"
+    assert row.restarted == [], "no process may exit while the broker is away"
+    _only_clear_errors(load)
+    _nothing_lost(row)
+
+
+def test_database_crash(breakable, breakable_harness, database):
+    row, load, _, _ = _through(
+        "database crash", breakable, breakable_harness, database.crash, database.start
+    )
+    assert row.restarted == []
+    _only_clear_errors(load)
+    _nothing_lost(row)
+
+
+@pytest.mark.parametrize("service", ["clients", "documents", "auth", "audit", "gateway"])
+def test_a_component_killed(breakable, breakable_harness, service):
+    row, load, _, _ = _through(
+        f"{service} killed -9",
+        breakable,
+        breakable_harness,
+        lambda: breakable.send_signal(service, signal.SIGKILL),
+    )
+    _nothing_lost(row)
+
+
+def test_object_store_killed(breakable, breakable_harness):
+    row, load, _, _ = _through(
+        "object store killed -9",
+        breakable,
+        breakable_harness,
+        lambda: breakable.send_signal("seaweedfs", signal.SIGKILL),
+    )
+    _only_clear_errors(load, in_flight_cut=True)
+    _nothing_lost(row)
+
+
+def test_a_service_hangs(breakable, breakable_harness):
+    row, load, _, _ = _through(
+        "clients hangs (SIGSTOP)",
+        breakable,
+        breakable_harness,
+        lambda: breakable.send_signal("clients", signal.SIGSTOP),
+        lambda: breakable.send_signal("clients", signal.SIGCONT),
+    )
+    _only_clear_errors(load)
+    _nothing_lost(row)
