@@ -144,6 +144,11 @@ def main() -> int:
             config.get("OVERDRACHT_S3_ENDPOINT") == chosen.settings()["OVERDRACHT_S3_ENDPOINT"]
         ),
     )
+    try:
+        scaled = {c: n for c, n in platform.scale.items() if n > 1}
+    except ValueError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        return 2
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
@@ -157,6 +162,10 @@ def main() -> int:
                 f"(gestart in {time.monotonic() - started:.0f} s)",
                 flush=True,
             )
+            if scaled:
+                print(
+                    "Instanties: " + ", ".join(f"{c} ×{n}" for c, n in scaled.items()), flush=True
+                )
             if accounts:
                 print("Demo-accounts (rol, gebruikersnaam, wachtwoord):\n" + accounts, flush=True)
                 print(f"De sms-code staat in {config.get('OVERDRACHT_SMS_OUTBOX')}.", flush=True)

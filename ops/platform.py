@@ -33,6 +33,33 @@ ROOT = Path(__file__).resolve().parent.parent
 STOP_SECONDS = 7
 
 
+#: the most instances of one component OVERDRACHT_SCALE may ask for on one machine
+MAX_INSTANCES = 8
+
+
+def scale_of(setting: str) -> dict[str, int]:
+    """Instances per component from OVERDRACHT_SCALE ("gateway=2 documents=2 clients=2").
+
+    Components not named run once. A bad setting stops the start with a clear message.
+    """
+    components = (*SERVICES, "gateway")
+    counts = dict.fromkeys(components, 1)
+    for item in setting.replace(",", " ").split():
+        name, _, count = item.partition("=")
+        if name not in components or not count.isdigit() or not 1 <= int(count) <= MAX_INSTANCES:
+            raise ValueError(
+                f"OVERDRACHT_SCALE: {item!r} is not <component>=<1..{MAX_INSTANCES}> "
+                f"for a component in {', '.join(components)}"
+            )
+        counts[name] = int(count)
+    return counts
+
+
+def instances(component: str, count: int) -> list[str]:
+    """Process names of a component's instances: `clients`, then `clients-2`, `clients-3`."""
+    return [component] + [f"{component}-{i}" for i in range(2, count + 1)]
+
+
 def generate_secrets() -> dict[str, str]:
     """Fresh secrets for a development or test platform; production brings its own."""
     from services.documents.crypto import generate_master_keys
@@ -218,46 +245,21 @@ class Platform:
     def start_services(self) -> None:
         config_file = str(ROOT / "deploy" / "nameko.yaml")
         for service in SERVICES:
-            self.spawn(
-                service,
-                [
-                    sys.executable,
-                    "-m",
-                    "overdracht.nameko_cli",
-                    "run",
-                    "--config",
-                    config_file,
-                    f"services.{service}.service",
-                ],
-            )
-        self.spawn(
-            "gateway",
-            [
-                bin_path("gunicorn"),
-                "--bind",
-                f"127.0.0.1:{self.ports.gateway}",
-                "--worker-class",
-                "gthread",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--timeout",
-                "300",
-                "--graceful-timeout",
-                "5",
-                # longer than a client's pause between two requests: gunicorn's 2 s default
-                # closes idle connections just as clients reuse them (POSTs then fail)
-                "--keep-alive",
-                "30",
-                "--access-logfile",
-                "-",
-                # its own control socket, not the one every gunicorn of this user shares
-                "--control-socket",
-                str(self.var / "gunicorn.ctl"),
-                "gateway.wsgi:app",
-            ],
-        )
+            for name in instances(service, self.scale[service]):
+                self.spawn(
+                    name,
+                    [
+                        sys.executable,
+                        "-m",
+                        "overdracht.nameko_cli",
+                        "run",
+                        "--config",
+                        config_file,
+                        f"services.{service}.service",
+                    ],
+                )
+        for name in instances("gateway", self.scale["gateway"]):
+            self.spawn(name, self._gateway_command(name))
         wait_for(self._rpc_queues_ready, "the services", 60)
         wait_for(
             lambda: (
@@ -268,11 +270,49 @@ class Platform:
             60,
         )
 
+    def _gateway_command(self, name: str) -> list[str]:
+        """One gateway instance; every instance binds the same port (SO_REUSEPORT)."""
+        return [
+            bin_path("gunicorn"),
+            "--bind",
+            f"127.0.0.1:{self.ports.gateway}",
+            "--reuse-port",
+            # gthread whose loop gathers heads and small bodies and paces every read, so
+            # slow senders hold no thread (gateway/worker.py); uploads may take 12 of the
+            # 16 threads, the other 4 are kept for everything else
+            "--worker-class",
+            "gateway.worker.GatewayWorker",
+            "--workers",
+            "2",
+            "--threads",
+            "16",
+            "--timeout",
+            "300",
+            "--graceful-timeout",
+            "5",
+            # longer than a client's pause between two requests: gunicorn's 2 s default
+            # closes idle connections just as clients reuse them (POSTs then fail)
+            "--keep-alive",
+            "30",
+            "--access-logfile",
+            "-",
+            # its own control socket, not the one every gunicorn of this user shares
+            "--control-socket",
+            str(self.var / f"{name}.ctl"),
+            "gateway.wsgi:app",
+        ]
+
+    @property
+    def scale(self) -> dict[str, int]:
+        return scale_of(self.env.get("OVERDRACHT_SCALE", ""))
+
     def _rpc_queues_ready(self) -> bool:
-        """Every service consumes its RPC queue (asked as the gateway, which calls them)."""
+        """Every instance of every service consumes its RPC queue (asked as the gateway)."""
         self.check_alive()
         uri = self.env["OVERDRACHT_GATEWAY_AMQP_URI"]
-        return all(queue_consumers(uri, f"rpc-{service}") > 0 for service in SERVICES)
+        return all(
+            queue_consumers(uri, f"rpc-{service}") >= self.scale[service] for service in SERVICES
+        )
 
     # --- processes ------------------------------------------------------------------------
 

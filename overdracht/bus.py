@@ -63,6 +63,7 @@ CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     "documents": {"clients": ("authorize",)},
     "retention": {
         "documents": (
+            "claim_sweep",
             "expire_due",
             "clients_with_documents",
             "purge_tickets",

@@ -75,3 +75,12 @@ class PendingRemoval(Base):
 
     object_key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class SweepSlot(Base):
+    """A retention interval whose sweep one instance claimed: the sweep runs once per slot."""
+
+    __tablename__ = "sweep_slots"
+
+    slot: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from minio.error import S3Error
 from nameko.web.handlers import http
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from werkzeug.wrappers import Request, Response
 
 from overdracht import config
@@ -59,7 +60,7 @@ from services.documents.delivery import (
     Delivery,
     in_background,
 )
-from services.documents.models import Document, Outbox, PendingRemoval, Ticket
+from services.documents.models import Document, Outbox, PendingRemoval, SweepSlot, Ticket
 from services.documents.storage import Storage
 from services.documents.streams import CappedReader, content_type
 
@@ -306,6 +307,29 @@ class DocumentsService:
                 sa.select(Document.client_id).where(Document.client_id.in_(ids)).distinct()
             ).all()
         return [str(c) for c in held]
+
+    @rpc
+    def claim_sweep(self, system: str, slot: int) -> bool:
+        """Whether this retention instance sweeps interval slot: the first to ask does.
+
+        Every retention instance's timer fires once an interval; the sweep runs once.
+        Claims older than a week are forgotten on the way.
+        """
+        self.identity.system(system)
+        if not isinstance(slot, int) or isinstance(slot, bool) or slot < 0:
+            raise InvalidInput("Ongeldig interval.")
+        now = datetime.now(UTC)
+        with self.db.transaction() as tx:
+            tx.session.execute(
+                sa.delete(SweepSlot).where(SweepSlot.claimed_at < now - timedelta(days=7))
+            )
+            claimed = tx.session.execute(
+                pg_insert(SweepSlot)
+                .values(slot=slot, claimed_at=now)
+                .on_conflict_do_nothing()
+                .returning(SweepSlot.slot)
+            ).first()
+        return claimed is not None
 
     @rpc
     def purge_tickets(self, system: str, older_than: str) -> int:

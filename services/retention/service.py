@@ -43,7 +43,13 @@ class RetentionService:
 
     @timer(interval=config.get_int("OVERDRACHT_RETENTION_INTERVAL_SECONDS"))
     def sweep_on_timer(self) -> None:
+        """Sweep, unless another instance already swept this interval (the sweep runs once)."""
+        interval = config.get_int("OVERDRACHT_RETENTION_INTERVAL_SECONDS")
+        slot = int(datetime.now(UTC).timestamp() // interval)
         try:
+            if not self.documents.claim_sweep(_signed("documents.claim_sweep"), slot):
+                log.debug("retention interval %s is swept by another instance", slot)
+                return
             result = self._sweep(today())
         except Exception as exc:  # noqa: BLE001 - the next tick tries again
             log.warning("retention sweep failed, retrying next interval: %s", type(exc).__name__)

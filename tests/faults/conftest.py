@@ -26,6 +26,10 @@ FAULT_SECONDS = float(os.environ.get("OVERDRACHT_FAULT_SECONDS", "10"))
 
 ROWS: list[Row] = []
 
+#: the components that run twice in the fault suite; auth and audit run once, so killing
+#: them shows recovery by restart alone
+SCALE = "gateway=2 documents=2 clients=2 retention=2"
+
 
 @pytest.fixture(scope="package")
 def broker() -> Iterator[RabbitNode]:
@@ -49,6 +53,8 @@ def breakable(tmp_path_factory, broker, database) -> Iterator[Platform]:
         **database.settings(),
         # what a fault leaves in the store is cleared by the next sweep, not an hour later
         "OVERDRACHT_LEFTOVER_GRACE_MINUTES": "0",
+        # scaled out as ops would: one instance of these killed, the others carry on
+        "OVERDRACHT_SCALE": SCALE,
     }
     with sandbox(tmp_path_factory.mktemp("breakable"), settings) as platform:
         with supervised(platform):
