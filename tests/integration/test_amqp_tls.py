@@ -9,12 +9,9 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
-import os
 import shutil
-import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from kombu import Connection, Exchange, Queue, pools
 from nameko.amqp.publish import Publisher
 
 from ops.platform import port_in_use
+from ops.private import rabbitmq_node
 from ops.sandbox import free_port_base
 from overdracht import config
 
@@ -83,54 +81,30 @@ def _authority(directory: Path, name: str, host: str = "127.0.0.1") -> tuple[Pat
 @pytest.fixture(scope="module")
 def tls_broker() -> Iterator[tuple[str, Path]]:
     """A private node (never the machine's own) with a TLS listener: (amqps URI, its CA)."""
-    # not under pytest's tmp_path: the rabbitmq user must be able to reach it
-    home = Path(tempfile.mkdtemp(prefix="overdracht-tls-broker-"))
-    home.chmod(0o755)
-    ca, cert, key = _authority(home, "broker")
+    # not under pytest's tmp_path: the rabbitmq user must be able to read the certificates
+    certs = Path(tempfile.mkdtemp(prefix="overdracht-tls-certs-"))
+    certs.chmod(0o755)
+    ca, cert, key = _authority(certs, "broker")
+    for path in (ca, cert, key):
+        path.chmod(0o644)
     base = free_port_base()
     plain, tls, dist = base, base + 1, base + 2
-    node = f"ovdtls{uuid.uuid4().hex[:6]}@localhost"
-    (home / "rabbitmq.conf").write_text(
-        f"listeners.tcp.default = {plain}\n"
+    listener = (
         f"listeners.ssl.default = {tls}\n"
         f"ssl_options.cacertfile = {ca}\nssl_options.certfile = {cert}\n"
         f"ssl_options.keyfile = {key}\nssl_options.verify = verify_none\n"
     )
-    (home / "plugins").write_text("[].\n")
-    for path in home.iterdir():
-        path.chmod(0o644)
-    for sub in ("mnesia", "log"):
-        (home / sub).mkdir()
-        shutil.chown(home / sub, "rabbitmq")
-    env = {
-        **os.environ,
-        "HOME": "/var/lib/rabbitmq",
-        "RABBITMQ_NODENAME": node,
-        "RABBITMQ_NODE_PORT": str(plain),
-        "RABBITMQ_DIST_PORT": str(dist),
-        "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq"),
-        "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(home / "log"),
-        "RABBITMQ_PID_FILE": str(home / "pid"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "plugins"),
-    }
-    ctl = ["rabbitmqctl", "-q", "-n", node]
-    subprocess.run(
-        ["runuser", "-u", "rabbitmq", "--", "env", *(f"{k}={v}" for k, v in env.items()),
-         "rabbitmq-server", "-detached"],
-        check=True,
-    )  # fmt: skip
     try:
-        deadline = time.monotonic() + 90
-        while not port_in_use(tls):
-            assert time.monotonic() < deadline, (home / "log").iterdir()
-            time.sleep(0.3)
-        subprocess.run([*ctl, "add_user", "tls-user", "tls-password"], check=True)
-        subprocess.run([*ctl, "set_permissions", "tls-user", ".*", ".*", ".*"], check=True)
-        yield f"amqps://tls-user:tls-password@127.0.0.1:{tls}/", ca
+        with rabbitmq_node(plain, dist, listener) as node:
+            deadline = time.monotonic() + 60
+            while not port_in_use(tls):
+                assert time.monotonic() < deadline, "the TLS listener did not open"
+                time.sleep(0.3)
+            node.ctl("add_user", "tls-user", "tls-password")
+            node.ctl("set_permissions", "tls-user", ".*", ".*", ".*")
+            yield f"amqps://tls-user:tls-password@127.0.0.1:{tls}/", ca
     finally:
-        subprocess.run([*ctl, "stop"], check=False, timeout=60)
-        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(certs, ignore_errors=True)
 
 
 @pytest.fixture
