@@ -93,7 +93,17 @@ def login():
             data.get("password"),
             access_point(),
         )
-    return jsonify(result)
+    return jsonify(challenge=result["challenge"], sent_to=result["sent_to"])
+
+
+@bp.post("/login/resend")
+def login_resend():
+    data = body()
+    with services() as rpc:
+        result = rpc.auth.resend_code(
+            caller_token("auth.resend_code"), data.get("challenge"), access_point()
+        )
+    return jsonify(challenge=result["challenge"], sent_to=result["sent_to"])
 
 
 @bp.post("/login/verify")
@@ -114,6 +124,19 @@ def login_verify():
 @bp.get("/me")
 def me():
     return jsonify(current()["profile"])
+
+
+@bp.post("/me/password")
+def change_password():
+    data = body()
+    with services() as rpc:
+        rpc.auth.change_password(
+            principal(),
+            data.get("current_password"),
+            data.get("new_password"),
+            access_point(),
+        )
+    return Response(status=204)
 
 
 @bp.post("/logout")

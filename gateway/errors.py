@@ -36,10 +36,19 @@ def respond(status: int, code: str, message: str):
     return render_template("error.html", status=status, message=message), status
 
 
+def with_retry_after(result, exc: Exception):
+    """A throttled answer says when to try again (Retry-After, in seconds)."""
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is None:
+        return result
+    body, status = result
+    return body, status, {"Retry-After": str(retry_after)}
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(OverdrachtError)
     def overdracht_error(exc: OverdrachtError):
-        return respond(status_of(exc), exc.code, exc.message)
+        return with_retry_after(respond(status_of(exc), exc.code, exc.message), exc)
 
     @app.errorhandler(RpcTimeout)
     @app.errorhandler(UnknownService)

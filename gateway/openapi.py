@@ -64,6 +64,16 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
                         }
                     },
                 },
+                "Challenge": {
+                    "type": "object",
+                    "properties": {
+                        "challenge": {"type": "string"},
+                        "sent_to": {
+                            "type": "string",
+                            "description": "the number the code went to, masked: 06-****1234",
+                        },
+                    },
+                },
                 "Client": {
                     "type": "object",
                     "properties": {"id": _UUID, "name": {"type": "string"}},
@@ -88,17 +98,13 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
         "paths": {
             "/login": {
                 "post": _op(
-                    "Check username and password; sends an SMS code",
-                    {
-                        "200": {
-                            "description": "Challenge",
-                            **_json(
-                                {"type": "object", "properties": {"challenge": {"type": "string"}}}
-                            ),
-                        }
-                    },
+                    "Check username and password; sends an SMS code. An unknown username, a "
+                    "wrong password and a locked account get the same 401; 429 (Retry-After) "
+                    "while this address or its network has too many failed attempts",
+                    {"200": {"description": "Challenge", **_json(_ref("Challenge"))}},
                     400,
                     422,
+                    429,
                     security=[],
                     requestBody=_json(
                         {
@@ -112,9 +118,29 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
                     ),
                 )
             },
+            "/login/resend": {
+                "post": _op(
+                    "Send the challenge a new SMS code (the old one stops working); 429 with "
+                    "Retry-After when the last one went out too recently; 401 code_failed when "
+                    "the challenge is spent",
+                    {"200": {"description": "Sent", **_json(_ref("Challenge"))}},
+                    400,
+                    429,
+                    security=[],
+                    requestBody=_json(
+                        {
+                            "type": "object",
+                            "required": ["challenge"],
+                            "properties": {"challenge": {"type": "string"}},
+                        }
+                    ),
+                )
+            },
             "/login/verify": {
                 "post": _op(
-                    "Exchange challenge and SMS code for a session token (also set as cookie)",
+                    "Exchange challenge and SMS code for a session token (also set as cookie). "
+                    "A wrong code is 401 wrong_code while tries are left (the same challenge "
+                    "takes another code), 401 code_failed once it is spent: log in again",
                     {
                         "200": {
                             "description": "Token",
@@ -124,6 +150,7 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
                         }
                     },
                     400,
+                    429,
                     security=[],
                     requestBody=_json(
                         {
@@ -138,6 +165,31 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
                 )
             },
             "/me": {"get": _op("The logged-in provider", {"200": {"description": "Profile"}})},
+            "/me/password": {
+                "post": _op(
+                    "Change one's own password; every other session of hers ends, this one "
+                    "stays. 422 with wrong_current_password, invalid_password (length), "
+                    "weak_password (guessable) or same_password; 429 while the account is locked",
+                    {"204": {"description": "Changed"}},
+                    400,
+                    422,
+                    429,
+                    requestBody=_json(
+                        {
+                            "type": "object",
+                            "required": ["current_password", "new_password"],
+                            "properties": {
+                                "current_password": {"type": "string"},
+                                "new_password": {
+                                    "type": "string",
+                                    "minLength": 12,
+                                    "maxLength": 128,
+                                },
+                            },
+                        }
+                    ),
+                )
+            },
             "/logout": {"post": _op("End the session", {"204": {"description": "Logged out"}})},
             "/clients/search": {
                 "post": _op(

@@ -18,7 +18,7 @@ from flask import (
 )
 
 from gateway import api
-from gateway.errors import respond
+from gateway.errors import respond, with_retry_after
 from gateway.session import (
     access_point,
     caller_token,
@@ -39,6 +39,7 @@ from overdracht.contracts import (
     InvalidInput,
     NotFound,
     RateLimited,
+    Throttled,
     TooLarge,
     Unauthenticated,
 )
@@ -118,20 +119,30 @@ def index():
 @bp.route("/inloggen", methods=["GET", "POST"])
 def login():
     if request.method == "POST":
+        username = request.form.get("username", "")
         try:
             with services() as rpc:
                 result = rpc.auth.start_login(
                     caller_token("auth.start_login"),
-                    request.form.get("username"),
+                    username,
                     request.form.get("password"),
                     access_point(),
                 )
-        except (Unauthenticated, InvalidInput) as exc:
-            flash(exc.message, "error")
-            return render_template("login.html", username=request.form.get("username", "")), 401
+        except (Unauthenticated, InvalidInput, Throttled) as exc:
+            # the one answer for every refusal beside the password; missing input beside
+            # what is missing; too many attempts beside the button
+            field = "password"
+            if isinstance(exc, Throttled):
+                field = "form"
+            elif isinstance(exc, InvalidInput) and not username.strip():
+                field = "username"
+            status = 429 if isinstance(exc, Throttled) else 401
+            page = render_template("login.html", username=username, errors={field: exc.message})
+            return with_retry_after((page, status), exc)
         session["challenge"] = result["challenge"]
+        session["sent_to"] = result["sent_to"]
         return redirect(url_for("pages.login_code"))
-    return render_template("login.html", username="")
+    return render_template("login.html", username="", errors={})
 
 
 @bp.route("/inloggen/code", methods=["GET", "POST"])
@@ -140,7 +151,6 @@ def login_code():
     if not challenge:
         return redirect(url_for("pages.login"))
     if request.method == "POST":
-        session.pop("challenge", None)
         try:
             with services() as rpc:
                 result = rpc.auth.verify_login(
@@ -149,13 +159,86 @@ def login_code():
                     request.form.get("code"),
                     access_point(),
                 )
+        except Throttled as exc:
+            return with_retry_after((_code_page({"code": exc.message}), 429), exc)
         except Unauthenticated as exc:
-            flash(exc.message, "error")
-            return redirect(url_for("pages.login"))
+            if exc.code == "wrong_code":  # tries left: type it again, no password needed
+                return _code_page({"code": exc.message}), 401
+            return _login_again(exc.message)
+        session.pop("challenge", None)
+        session.pop("sent_to", None)
         response = redirect(url_for("pages.overview"))
         set_session_cookie(response, result["token"])
         return response
-    return render_template("code.html")
+    return _code_page({})
+
+
+@bp.post("/inloggen/code/opnieuw")
+def login_code_again():
+    challenge = session.get("challenge")
+    if not challenge:
+        return redirect(url_for("pages.login"))
+    try:
+        with services() as rpc:
+            result = rpc.auth.resend_code(
+                caller_token("auth.resend_code"), challenge, access_point()
+            )
+    except Throttled as exc:  # too soon: says how long to wait
+        return with_retry_after((_code_page({"resend": exc.message}), 429), exc)
+    except Unauthenticated as exc:
+        return _login_again(exc.message)
+    session["sent_to"] = result["sent_to"]
+    flash(f"Er is een nieuwe code gestuurd naar {result['sent_to']}.", "info")
+    return redirect(url_for("pages.login_code"))
+
+
+def _code_page(errors: dict[str, str]) -> str:
+    return render_template("code.html", sent_to=session.get("sent_to", ""), errors=errors)
+
+
+def _login_again(message: str):
+    """The challenge is spent: back to the password."""
+    session.pop("challenge", None)
+    session.pop("sent_to", None)
+    flash(message, "error")
+    return redirect(url_for("pages.login"))
+
+
+#: which field of the password form an error from auth belongs beside
+PASSWORD_FIELDS = {
+    "missing_current_password": "current_password",
+    "wrong_current_password": "current_password",
+    "invalid_password": "new_password",
+    "weak_password": "new_password",
+    "same_password": "new_password",
+}
+
+
+@bp.route("/wachtwoord", methods=["GET", "POST"])
+def change_password():
+    me = current()["profile"]
+    if request.method == "GET":
+        return render_template("password.html", me=me, errors={})
+    new = request.form.get("new_password", "")
+    if new != request.form.get("new_password_repeat", ""):
+        errors = {"new_password_repeat": "De twee nieuwe wachtwoorden zijn niet gelijk."}
+        return render_template("password.html", me=me, errors=errors), 422
+    try:
+        with services() as rpc:
+            result = rpc.auth.change_password(
+                principal(), request.form.get("current_password", ""), new, access_point()
+            )
+    except Throttled as exc:
+        page = render_template("password.html", me=me, errors={"form": exc.message})
+        return with_retry_after((page, 429), exc)
+    except InvalidInput as exc:
+        errors = {PASSWORD_FIELDS.get(exc.code, "new_password"): exc.message}
+        return render_template("password.html", me=me, errors=errors), 422
+    message = "Uw wachtwoord is gewijzigd."
+    if result["sessions_ended"]:
+        message += " Uw andere sessies zijn beëindigd."
+    flash(message, "info")
+    return redirect(url_for("pages.overview"))
 
 
 @bp.post("/uitloggen")

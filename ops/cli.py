@@ -75,6 +75,13 @@ def _rpc(service: str, method: str, *args: Any) -> Any:
         return getattr(getattr(rpc, service), method)(token, *args)
 
 
+def _provider_unlock(args: argparse.Namespace) -> int:
+    """End a lock now (the helpdesk, once it knows she is who she says); auth audits it."""
+    result = _rpc("auth", "unlock", args.username)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
 def _retention_sweep(args: argparse.Namespace) -> int:
     if args.as_of is not None:
         if config.is_production():
@@ -215,6 +222,11 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--profession", help="verloskundige, gynaecoloog, kraamverzorgende, ...")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.set_defaults(run=_provider_add)
+    unlock = provider_cmds.add_parser(
+        "unlock", help="end an account's lock and reset its failed logins (audited)"
+    )
+    unlock.add_argument("username", metavar="USERNAME")
+    unlock.set_defaults(run=_provider_unlock)
 
     retention = areas.add_parser("retention", help="removal of expired documents and clients")
     retention_cmds = retention.add_subparsers(dest="command", required=True)

@@ -55,7 +55,14 @@ COMPONENTS = ("gateway", *SERVICES, "cli")
 #: Who may call what over RPC: anything not listed here the broker refuses to route.
 CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     "gateway": {
-        "auth": ("start_login", "verify_login", "authenticate", "logout"),
+        "auth": (
+            "start_login",
+            "verify_login",
+            "resend_code",
+            "authenticate",
+            "logout",
+            "change_password",
+        ),
         "clients": ("search", "create", "declare_relationship"),
         "documents": ("begin_upload", "list", "begin_download", "delete"),
         "audit": ("query",),
@@ -72,7 +79,7 @@ CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "clients": ("deletion_candidates", "delete_clients", "purge_searches"),
         "auth": ("purge_expired",),
     },
-    "cli": {"retention": ("sweep",)},
+    "cli": {"retention": ("sweep",), "auth": ("unlock",)},
 }
 
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

@@ -47,8 +47,18 @@ DEFAULTS = {
     "OVERDRACHT_RPC_POOL_SIZE": "8",
     "OVERDRACHT_SMS_OUTBOX": "var/outbox/sms.jsonl",
     "OVERDRACHT_SMS_CODE_TTL_SECONDS": "300",
-    "OVERDRACHT_SMS_CODE_ATTEMPTS": "5",
+    "OVERDRACHT_SMS_CODE_ATTEMPTS": "3",
+    "OVERDRACHT_SMS_RESEND_SECONDS": "60",
     "OVERDRACHT_LOGIN_LOCK_AFTER": "10",
+    # an account locks for this long after LOCK_AFTER failures, twice as long each new lock
+    # (until a login succeeds), never longer than the maximum
+    "OVERDRACHT_LOGIN_LOCK_MINUTES": "15",
+    "OVERDRACHT_LOGIN_LOCK_MAX_MINUTES": "1440",
+    # failed logins per hour from one address, and from one /24 (IPv6: /64) network
+    "OVERDRACHT_LOGIN_THROTTLE_PER_ADDRESS": "30",
+    "OVERDRACHT_LOGIN_THROTTLE_PER_NETWORK": "100",
+    # development and tests only: a file of seconds added to auth's clock (overdracht/clock.py)
+    "OVERDRACHT_CLOCK_FILE": "",
     "OVERDRACHT_SESSION_IDLE_MINUTES": "30",
     "OVERDRACHT_SESSION_ABSOLUTE_HOURS": "12",
     "OVERDRACHT_SEARCH_LIMIT_PER_HOUR": "60",

@@ -35,6 +35,8 @@ PROVIDER_LOGGED_OUT = "provider.logged_out"
 PROVIDER_LOGIN_FAILED = "provider.login_failed"
 PROVIDER_LOCKED = "provider.locked"
 PROVIDER_PASSWORD_RESET = "provider.password_reset"  # noqa: S105 - an event name
+PROVIDER_PASSWORD_CHANGED = "provider.password_changed"  # noqa: S105 - an event name
+PROVIDER_UNLOCKED = "provider.unlocked"
 CLIENT_SEARCHED = "client.searched"
 CLIENT_CREATED = "client.created"
 CLIENT_DELETED = "client.deleted"
@@ -58,6 +60,8 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
         PROVIDER_LOGIN_FAILED,
         PROVIDER_LOCKED,
         PROVIDER_PASSWORD_RESET,
+        PROVIDER_PASSWORD_CHANGED,
+        PROVIDER_UNLOCKED,
     ),
     "clients": (
         CLIENT_SEARCHED,
@@ -332,6 +336,18 @@ class TooLarge(OverdrachtError):
 class RateLimited(OverdrachtError):
     code = "rate_limited"
     status = 429
+
+
+@deserialize_to_instance
+class Throttled(RateLimited):
+    """Too many attempts: refused until retry_after seconds have passed (429, Retry-After)."""
+
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, code: str | None = None, retry_after: int = 60) -> None:
+        super().__init__(message, code)
+        self.retry_after = max(1, int(retry_after))
+        self.args = (message, self.code, self.retry_after)  # crosses RPC whole
 
 
 UNAVAILABLE_MESSAGE = "Overdracht is tijdelijk niet bereikbaar. Probeer het later opnieuw."

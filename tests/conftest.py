@@ -16,13 +16,19 @@ SETTINGS = {
     "OVERDRACHT_OUTBOX_RELAY_SECONDS": "1",
     "OVERDRACHT_RETENTION_INTERVAL_SECONDS": "3",
     "OVERDRACHT_AUDIT_CHECKPOINT_SECONDS": "1",
+    # as behind the reverse proxy: login tests come "from" addresses of their own
+    # (X-Forwarded-For), so that throttling them throttles no other test
+    "OVERDRACHT_TRUSTED_PROXIES": "1",
 }
 
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """The whole platform, started once for the run and torn down after it."""
-    with sandbox(tmp_path_factory.mktemp("var"), SETTINGS) as running_platform:
+    var = tmp_path_factory.mktemp("var")
+    # auth's clock, shifted by tests of locks and throttles (overdracht/clock.py)
+    settings = {**SETTINGS, "OVERDRACHT_CLOCK_FILE": str(var / "clock-offset")}
+    with sandbox(var, settings) as running_platform:
         yield running_platform
 
 

@@ -4,37 +4,57 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import math
 import secrets
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from argon2.exceptions import InvalidHashError, VerificationError
 from eventlet import tpool
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from overdracht import config
+from overdracht import clock, config
 from overdracht.contracts import (
     PROVIDER_LOCKED,
     PROVIDER_LOGGED_IN,
     PROVIDER_LOGGED_OUT,
     PROVIDER_LOGIN_FAILED,
+    PROVIDER_PASSWORD_CHANGED,
+    PROVIDER_UNLOCKED,
     InvalidInput,
+    NotFound,
+    OverdrachtError,
     Principal,
+    Throttled,
     Unauthenticated,
     make_event,
     sign_principal,
 )
 from overdracht.db import Database
 from overdracht.entrypoints import rpc
-from overdracht.identity import GATEWAY, Identity
-from services.auth.accounts import MAX_PASSWORD, hasher, normalize_username
+from overdracht.identity import GATEWAY, OPERATOR, Identity
+from services.auth.accounts import (
+    MAX_PASSWORD,
+    check_password,
+    hasher,
+    normalize_username,
+    password_context,
+)
 from services.auth.dependencies import SmsSender
-from services.auth.models import LoginChallenge, Outbox, Provider, Session
+from services.auth.models import LoginChallenge, LoginThrottle, Outbox, Provider, Session
 
 MAX_USERNAME = 64
+#: the one answer for an unknown username, a wrong password and a locked account alike
 LOGIN_FAILED_MESSAGE = "Onjuiste gebruikersnaam of wachtwoord."
+#: the challenge is spent (used, expired, out of attempts or resends): start again
 CODE_FAILED_MESSAGE = "De code is onjuist of verlopen. Log opnieuw in."
+WRONG_CODE_MESSAGE = "De code is onjuist. U kunt het nog {left} keer proberen."
+#: a challenge's code can be sent again this often ("Code opnieuw sturen")
+MAX_RESENDS = 3
+HOUR = timedelta(hours=1)
 # verifying against this when the username is unknown keeps both paths equally slow
 _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
 
@@ -51,7 +71,44 @@ def _uuid(value: Any) -> uuid.UUID:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
+
+
+def masked_phone(phone: str) -> str:
+    """The number a code went to, as the page shows it: 06-****1234."""
+    return f"{phone[:2]}-****{phone[-4:]}"
+
+
+def _minutes(seconds: int) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return "1 minuut" if minutes == 1 else f"{minutes} minuten"
+
+
+def _throttle_keys(access_point: Any) -> list[tuple[str, int]]:
+    """The buckets a login attempt from this address counts in: (key, failures per hour).
+
+    The address itself and its network: a /24 for IPv4, a /64 for IPv6 (what one
+    subscriber usually gets). An IPv4 address in IPv6 form counts as IPv4.
+    """
+    point = access_point if isinstance(access_point, dict) else {}
+    per_address = config.get_int("OVERDRACHT_LOGIN_THROTTLE_PER_ADDRESS")
+    per_network = config.get_int("OVERDRACHT_LOGIN_THROTTLE_PER_NETWORK")
+    try:
+        address = ipaddress.ip_address(str(point.get("ip") or ""))
+    except ValueError:  # no address known: all such attempts share one bucket
+        return [("ip:unknown", per_network)]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    prefix = 24 if address.version == 4 else 64
+    network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+    return [(f"ip:{address}", per_address), (f"net:{network}", per_network)]
+
+
+def _throttle_message(wait: int) -> str:
+    return (
+        "Te veel mislukte inlogpogingen vanaf uw adres of netwerk. "
+        f"Probeer het over {_minutes(wait)} opnieuw."
+    )
 
 
 class AuthService:
@@ -65,11 +122,18 @@ class AuthService:
 
     @rpc
     def start_login(self, caller: str, username: str, password: str, access_point: dict) -> dict:
-        """Check the password; on success send an SMS code and return a challenge id."""
+        """Check the password; on success send an SMS code and return a challenge id.
+
+        Refused with 429 (Throttled) while the address or its network has used up its
+        failed attempts; otherwise an unknown username, a wrong password and a locked
+        account get the same answer after the same argon2 verification.
+        """
         self.identity.caller(caller, GATEWAY)
         username = normalize_username(username)
         if not username or not isinstance(password, str) or not password:
             raise InvalidInput("Vul gebruikersnaam en wachtwoord in.", "missing_credentials")
+        keys = _throttle_keys(access_point)
+        self._reserve_attempt(keys)
         if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
             # no such account can exist: refuse alike, and keep the log's fields bounded
             self.db.record(
@@ -82,20 +146,21 @@ class AuthService:
             )
             raise Unauthenticated(LOGIN_FAILED_MESSAGE, "login_failed")
         # the slow hash runs before any row is locked, so parallel attempts on a real
-        # account take no longer than on an unknown one
+        # account take no longer than on an unknown one; a locked account's too
         with self.db.read() as session:
             known = session.scalar(sa.select(Provider).where(Provider.username == username))
         ok = _verify_password(known.password_hash if known else _DUMMY_HASH, password)
+        now = _now()
         with self.db.transaction() as tx:
             provider = known and tx.session.get(Provider, known.id, with_for_update=True)
             actor = _actor(provider, username)
-            if provider is None or not ok or provider.locked_at is not None:
+            if provider is None or not ok or provider.is_locked(now):
                 reason = "unknown_user" if provider is None else "wrong_password"
-                if provider is not None and provider.locked_at is not None:
+                if provider is not None and provider.is_locked(now):
                     reason = "locked"
                 tx.emit(_failed(actor, access_point, reason))
                 if provider is not None and reason == "wrong_password":
-                    self._count_failure(tx, provider, access_point)
+                    self._count_failure(tx, provider, access_point, now)
                 challenge = None
             else:
                 code = f"{secrets.randbelow(10**6):06d}"
@@ -103,34 +168,164 @@ class AuthService:
                 challenge = LoginChallenge(
                     provider_id=provider.id,
                     code_hash=_digest(code),
-                    created_at=_now(),
-                    expires_at=_now() + timedelta(seconds=ttl),
+                    created_at=now,
+                    sent_at=now,
+                    expires_at=now + timedelta(seconds=ttl),
                 )
                 tx.session.add(challenge)
                 tx.session.flush()
+                _give_back_attempt(tx, keys, now)
                 phone = provider.phone
         if challenge is None:
             raise Unauthenticated(LOGIN_FAILED_MESSAGE, "login_failed")
-        self.sms.send(phone, f"Uw Overdracht-code is {code}. Deel deze code met niemand.")
-        return {"challenge": str(challenge.id)}
+        self.sms.send(phone, _sms_body(code))
+        return {"challenge": str(challenge.id), "sent_to": masked_phone(phone)}
 
     @rpc
     def verify_login(self, caller: str, challenge: str, code: str, access_point: dict) -> dict:
-        """Exchange a challenge and its SMS code for a new session token."""
+        """Exchange a challenge and its SMS code for a new session token.
+
+        A wrong code may be typed again until OVERDRACHT_SMS_CODE_ATTEMPTS are spent
+        (`wrong_code`); then, or when the challenge expired, `code_failed`: log in again.
+        """
         self.identity.caller(caller, GATEWAY)
+        keys = _throttle_keys(access_point)
+        self._reserve_attempt(keys)
         challenge_id = _uuid(challenge)
         code = str(code or "").strip()
         with self.db.transaction() as tx:
             pending = tx.session.get(LoginChallenge, challenge_id, with_for_update=True)
             if pending is None:
                 tx.emit(_failed({"type": "anonymous"}, access_point, "unknown_challenge"))
-                token = None
+                token, refusal = None, Unauthenticated(CODE_FAILED_MESSAGE, "code_failed")
             else:
                 provider = tx.session.get(Provider, pending.provider_id, with_for_update=True)
-                token = self._check_code(tx, pending, provider, code, access_point)
+                token, refusal = self._check_code(tx, pending, provider, code, access_point)
+                if token is not None:
+                    _give_back_attempt(tx, keys, _now())
         if token is None:
-            raise Unauthenticated(CODE_FAILED_MESSAGE, "code_failed")
+            raise refusal
         return {"token": token}
+
+    @rpc
+    def resend_code(self, caller: str, challenge: str, access_point: dict) -> dict:
+        """Send a live challenge a new code ("Code opnieuw sturen"); the old one stops working.
+
+        Not before OVERDRACHT_SMS_RESEND_SECONDS after the last (429 with how long to wait),
+        at most MAX_RESENDS times; the mistakes already made still count.
+        """
+        self.identity.caller(caller, GATEWAY)
+        challenge_id = _uuid(challenge)
+        now = _now()
+        cooldown = timedelta(seconds=config.get_int("OVERDRACHT_SMS_RESEND_SECONDS"))
+        refusal: OverdrachtError | None = None
+        with self.db.transaction() as tx:
+            pending = tx.session.get(LoginChallenge, challenge_id, with_for_update=True)
+            provider = pending and tx.session.get(Provider, pending.provider_id)
+            if pending is None or not _usable(pending, provider, now):
+                refusal = Unauthenticated(CODE_FAILED_MESSAGE, "code_failed")
+            elif pending.resends >= MAX_RESENDS:
+                refusal = Unauthenticated(
+                    "De code is al vaak opnieuw gestuurd. Log opnieuw in.", "code_failed"
+                )
+            elif (pending.sent_at or pending.created_at) + cooldown > now:
+                due = (pending.sent_at or pending.created_at) + cooldown
+                wait = math.ceil((due - now).total_seconds())
+                refusal = Throttled(
+                    f"U kunt over {wait} seconden een nieuwe code laten sturen.",
+                    "resend_too_soon",
+                    wait,
+                )
+            else:
+                code = f"{secrets.randbelow(10**6):06d}"
+                ttl = config.get_int("OVERDRACHT_SMS_CODE_TTL_SECONDS")
+                pending.code_hash = _digest(code)
+                pending.sent_at = now
+                pending.resends += 1
+                pending.expires_at = now + timedelta(seconds=ttl)
+                phone = provider.phone
+        if refusal is not None:
+            raise refusal
+        self.sms.send(phone, _sms_body(code))
+        return {"challenge": str(challenge_id), "sent_to": masked_phone(phone)}
+
+    @rpc
+    def change_password(
+        self, principal: str, current_password: str, new_password: str, access_point: dict
+    ) -> dict:
+        """A provider sets a new password; every other session of hers ends, this one stays.
+
+        The current password is checked like a login's (a wrong one counts towards a lock,
+        and a locked account checks none), the new one like a registration's.
+        """
+        who = self.identity(principal)
+        now = _now()
+        with self.db.read() as session:
+            provider = session.get(Provider, _uuid(who.provider_id))
+            current = session.get(Session, _uuid(who.session_id))
+        if provider is None or current is None or not _live(current, now):
+            raise Unauthenticated("Uw sessie is verlopen. Log opnieuw in.", "session_expired")
+        if provider.is_locked(now):
+            wait = math.ceil((provider.locked_until - now).total_seconds())
+            raise Throttled(
+                "Uw account is tijdelijk geblokkeerd na te veel mislukte pogingen. "
+                f"Probeer het over {_minutes(wait)} opnieuw.",
+                "account_locked",
+                wait,
+            )
+        if not isinstance(current_password, str) or not current_password:
+            raise InvalidInput("Vul uw huidige wachtwoord in.", "missing_current_password")
+        ok = len(current_password) <= MAX_PASSWORD and _verify_password(
+            provider.password_hash, current_password
+        )
+        if ok:
+            new_password = new_password if isinstance(new_password, str) else ""
+            if new_password == current_password:
+                raise InvalidInput("Kies een ander wachtwoord dan uw huidige.", "same_password")
+            # zxcvbn takes up to a few tenths of a second: off the eventlet hub, like argon2
+            tpool.execute(
+                check_password,
+                new_password,
+                password_context(
+                    provider.username,
+                    provider.full_name,
+                    provider.email,
+                    provider.region,
+                    provider.profession,
+                ),
+            )
+            new_hash = tpool.execute(hasher.hash, new_password)
+        with self.db.transaction() as tx:
+            provider = tx.session.get(Provider, provider.id, with_for_update=True)
+            actor = _principal(provider, current).actor()
+            if not ok:
+                tx.emit(_failed(actor, access_point, "wrong_current_password"))
+                self._count_failure(tx, provider, access_point, now)
+                ended = None
+            else:
+                provider.password_hash = new_hash
+                provider.failed_logins = 0
+                ended = tx.session.execute(
+                    sa.update(Session)
+                    .where(
+                        Session.provider_id == provider.id,
+                        Session.id != current.id,
+                        Session.ended_at.is_(None),
+                    )
+                    .values(ended_at=now)
+                ).rowcount
+                tx.emit(
+                    make_event(
+                        PROVIDER_PASSWORD_CHANGED,
+                        actor=actor,
+                        access_point=access_point,
+                        object=_object(provider),
+                        detail={"sessions_ended": ended},
+                    )
+                )
+        if ended is None:
+            raise InvalidInput("Uw huidige wachtwoord klopt niet.", "wrong_current_password")
+        return {"sessions_ended": ended}
 
     @rpc
     def authenticate(self, caller: str, token: str) -> dict:
@@ -139,20 +334,16 @@ class AuthService:
         if not isinstance(token, str) or not token:
             raise Unauthenticated("Niet ingelogd.")
         now = _now()
-        idle = timedelta(minutes=config.get_int("OVERDRACHT_SESSION_IDLE_MINUTES"))
         with self.db.transaction() as tx:
             session = tx.session.scalar(
                 sa.select(Session).where(Session.token_hash == _digest(token))
             )
-            if (
-                session is None
-                or session.ended_at is not None
-                or session.expires_at <= now
-                or session.last_seen_at + idle <= now
-            ):
+            if session is None or not _live(session, now):
                 raise Unauthenticated("Uw sessie is verlopen. Log opnieuw in.", "session_expired")
+            # a lock stops guessing her password, not the session she already has: else
+            # whoever knows her username could end it with ten wrong passwords
             provider = tx.session.get(Provider, session.provider_id)
-            if provider is None or provider.locked_at is not None:
+            if provider is None:
                 raise Unauthenticated("Uw sessie is beëindigd. Log opnieuw in.", "session_ended")
             session.last_seen_at = now
             principal = _principal(provider, session)
@@ -204,29 +395,87 @@ class AuthService:
             challenges = tx.session.execute(
                 sa.delete(LoginChallenge).where(LoginChallenge.expires_at <= now)
             ).rowcount
-        return {"sessions": sessions, "login_challenges": challenges}
+            # a bucket whose time has come is as good as none
+            throttles = tx.session.execute(
+                sa.delete(LoginThrottle).where(LoginThrottle.tat <= now)
+            ).rowcount
+        return {"sessions": sessions, "login_challenges": challenges, "login_throttles": throttles}
 
-    def _check_code(self, tx, pending, provider, code, access_point) -> str | None:
-        """Single use, time limited, a few attempts; returns a token or None."""
+    # The operator's CLI: a call signed with the operator's key.
+
+    @rpc
+    def unlock(self, operator: str, username: str) -> dict:
+        """End an account's lock and start its count afresh (`overdracht provider unlock`)."""
+        self.identity.caller(operator, OPERATOR)
+        username = normalize_username(username)
+        now = _now()
+        with self.db.transaction() as tx:
+            provider = tx.session.scalar(
+                sa.select(Provider).where(Provider.username == username).with_for_update()
+            )
+            if provider is None:
+                raise NotFound("Er is geen account met deze gebruikersnaam.", "unknown_user")
+            was_locked = provider.is_locked(now)
+            provider.locked_until = None
+            provider.failed_logins = 0
+            provider.lock_count = 0
+            tx.emit(
+                make_event(
+                    PROVIDER_UNLOCKED,
+                    actor={"type": "operator", "via": "cli"},
+                    object=_object(provider),
+                    detail={"was_locked": was_locked},
+                )
+            )
+        return {"username": username, "was_locked": was_locked}
+
+    def _reserve_attempt(self, keys: list[tuple[str, int]]) -> None:
+        """Count an attempt in every bucket before it is checked, or refuse it (Throttled).
+
+        Counted first, in one short transaction, so that attempts in parallel cannot all
+        slip under the limit; a login that then succeeds gives its attempt back.
+        """
+        now = _now()
+        wait = 0
+        with self.db.transaction() as tx:
+            for key, per_hour in keys:
+                interval = HOUR / per_hour
+                counted = tx.session.execute(
+                    pg_insert(LoginThrottle)
+                    .values(key=key, tat=now + interval)
+                    .on_conflict_do_update(
+                        index_elements=[LoginThrottle.key],
+                        set_={"tat": sa.func.greatest(LoginThrottle.tat, now) + interval},
+                        where=LoginThrottle.tat <= now + HOUR - interval,
+                    )
+                    .returning(LoginThrottle.tat)
+                ).first()
+                if counted is None:
+                    tat = tx.session.get(LoginThrottle, key).tat
+                    wait = max(wait, math.ceil((tat - (now + HOUR - interval)).total_seconds()))
+            if wait:  # raised inside: rolled back, so counted in none of them
+                raise Throttled(_throttle_message(wait), "too_many_attempts", wait)
+
+    def _check_code(
+        self, tx, pending, provider, code, access_point
+    ) -> tuple[str | None, Unauthenticated | None]:
+        """Single use, time limited, a few attempts: a token, or why not."""
         now = _now()
         actor = _actor(provider, provider.username)
-        max_attempts = config.get_int("OVERDRACHT_SMS_CODE_ATTEMPTS")
-        usable = (
-            pending.used_at is None
-            and pending.expires_at > now
-            and pending.attempts < max_attempts
-            and provider.locked_at is None
-        )
-        if not usable:
+        if not _usable(pending, provider, now):
             tx.emit(_failed(actor, access_point, "code_expired"))
-            return None
+            return None, Unauthenticated(CODE_FAILED_MESSAGE, "code_failed")
         if not hmac.compare_digest(pending.code_hash, _digest(code)):
             pending.attempts += 1
             tx.emit(_failed(actor, access_point, "wrong_code"))
-            self._count_failure(tx, provider, access_point)
-            return None
+            self._count_failure(tx, provider, access_point, now)
+            if not _usable(pending, provider, now):
+                return None, Unauthenticated(CODE_FAILED_MESSAGE, "code_failed")
+            left = config.get_int("OVERDRACHT_SMS_CODE_ATTEMPTS") - pending.attempts
+            return None, Unauthenticated(WRONG_CODE_MESSAGE.format(left=left), "wrong_code")
         pending.used_at = now
         provider.failed_logins = 0
+        provider.lock_count = 0  # the next lock is the first again
         token = secrets.token_urlsafe(32)
         session = Session(
             token_hash=_digest(token),
@@ -245,25 +494,86 @@ class AuthService:
                 detail={"second_factor": "sms"},
             )
         )
-        return token
+        return token, None
 
-    def _count_failure(self, tx, provider: Provider, access_point: dict) -> None:
+    def _count_failure(self, tx, provider: Provider, access_point: dict, now: datetime) -> None:
+        """One more failure in a row; the LOCK_AFTERth locks the account.
+
+        The first lock lasts OVERDRACHT_LOGIN_LOCK_MINUTES, each next one (without a login
+        in between) twice as long, up to OVERDRACHT_LOGIN_LOCK_MAX_MINUTES. Attempts during
+        a lock are not counted: nobody can lengthen the lock that is running, only earn the
+        next one, with as many failures again, after it ends.
+        """
+        if provider.is_locked(now):
+            return
         provider.failed_logins += 1
-        if provider.failed_logins >= config.get_int("OVERDRACHT_LOGIN_LOCK_AFTER"):
-            provider.locked_at = _now()
-            tx.emit(
-                make_event(
-                    PROVIDER_LOCKED,
-                    actor={"type": "system"},
-                    access_point=access_point,
-                    object={
-                        "type": "provider",
-                        "id": str(provider.id),
-                        "username": provider.username,
-                    },
-                    detail={"failed_logins": provider.failed_logins},
-                )
+        if provider.failed_logins < config.get_int("OVERDRACHT_LOGIN_LOCK_AFTER"):
+            return
+        first = config.get_int("OVERDRACHT_LOGIN_LOCK_MINUTES")
+        longest = config.get_int("OVERDRACHT_LOGIN_LOCK_MAX_MINUTES")
+        minutes = min(first * 2 ** min(provider.lock_count, 32), longest)
+        failures = provider.failed_logins
+        provider.locked_at = now
+        provider.locked_until = now + timedelta(minutes=minutes)
+        provider.lock_count += 1
+        provider.failed_logins = 0
+        tx.emit(
+            make_event(
+                PROVIDER_LOCKED,
+                actor={"type": "system"},
+                access_point=access_point,
+                object=_object(provider),
+                detail={
+                    "failed_logins": failures,
+                    "minutes": minutes,
+                    "lock": provider.lock_count,
+                    "locked_until": provider.locked_until.isoformat(),
+                },
             )
+        )
+
+
+def _usable(pending: LoginChallenge, provider: Provider | None, now: datetime) -> bool:
+    """A challenge still takes a code: unused, unexpired, attempts left, account not locked."""
+    return (
+        provider is not None
+        and pending.used_at is None
+        and pending.expires_at > now
+        and pending.attempts < config.get_int("OVERDRACHT_SMS_CODE_ATTEMPTS")
+        and not provider.is_locked(now)
+    )
+
+
+def _live(session: Session, now: datetime) -> bool:
+    idle = timedelta(minutes=config.get_int("OVERDRACHT_SESSION_IDLE_MINUTES"))
+    return (
+        session.ended_at is None and session.expires_at > now and session.last_seen_at + idle > now
+    )
+
+
+def _give_back_attempt(tx, keys: list[tuple[str, int]], now: datetime) -> None:
+    """A login that succeeded is no failure: take its reserved attempt out of the buckets."""
+    for key, per_hour in keys:
+        interval = HOUR / per_hour
+        # a bucket left empty goes: no row is the same as a full allowance
+        tx.session.execute(
+            sa.delete(LoginThrottle).where(
+                LoginThrottle.key == key, LoginThrottle.tat - interval <= now
+            )
+        )
+        tx.session.execute(
+            sa.update(LoginThrottle)
+            .where(LoginThrottle.key == key)
+            .values(tat=LoginThrottle.tat - interval)
+        )
+
+
+def _sms_body(code: str) -> str:
+    return f"Uw Overdracht-code is {code}. Deel deze code met niemand."
+
+
+def _object(provider: Provider) -> dict:
+    return {"type": "provider", "id": str(provider.id), "username": provider.username}
 
 
 def _verify_password(password_hash: str, password: str) -> bool:

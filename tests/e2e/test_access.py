@@ -30,6 +30,7 @@ def test_without_a_session_everything_is_401(harness, client, document):
     anonymous = harness.anonymous()
     calls = [
         ("get", "/me", {}),
+        ("post", "/me/password", {"json": {"current_password": "x", "new_password": "y"}}),
         ("post", "/clients/search", {"json": {"birth_date": "1990-01-01", "bsn": "111222333"}}),
         ("post", "/clients", {"json": {}}),
         ("post", f"/clients/{client['id']}/relationship", {}),

@@ -255,8 +255,10 @@ def test_the_openapi_document_describes_every_call(harness):
     assert spec["openapi"].startswith("3.")
     assert set(spec["paths"]) == {
         "/login",
+        "/login/resend",
         "/login/verify",
         "/me",
+        "/me/password",
         "/logout",
         "/clients/search",
         "/clients",
