@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import requests
 from flask import Request
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.sansio.multipart import (
     NEED_DATA,
     Data,
@@ -21,6 +22,7 @@ from werkzeug.sansio.multipart import (
     MultipartDecoder,
 )
 
+from gateway.worker import TooSlow
 from overdracht.contracts import (
     TICKET_HEADER,
     IntegrityFailure,
@@ -33,6 +35,7 @@ from overdracht.contracts import (
 CHUNK = 256 * 1024
 STORE_AWAY = "De documentenopslag is niet bereikbaar."
 TRUNCATED = "Het verzenden is afgebroken; probeer het opnieuw."
+TOO_SLOW = "Het verzenden stond te lang stil of ging te traag; probeer het opnieuw."
 MAX_FIELD_BYTES = 4096
 #: multipart framing and the small fields around the file
 FORM_OVERHEAD = 1024 * 1024
@@ -46,6 +49,24 @@ class TruncatedUpload(InvalidInput):
     """
 
     code = "truncated_upload"
+
+
+class StalledUpload(TruncatedUpload):
+    """The sender paused too long or sent too slowly, and was cut off (gateway/worker.py)."""
+
+    status = 408
+    code = "upload_too_slow"
+
+
+def _read(stream: Any, size: int) -> bytes:
+    """A piece of the body; a sender that broke off or was cut off is a truncated upload."""
+    try:
+        return stream.read(size)
+    except (ClientDisconnected, OSError) as exc:
+        cause = exc if isinstance(exc, OSError) else exc.__context__
+        if isinstance(cause, TooSlow):
+            raise StalledUpload(TOO_SLOW) from None
+        raise TruncatedUpload(TRUNCATED) from None
 
 
 def _too_large(limit: int) -> TooLarge:
@@ -81,7 +102,7 @@ class MultipartStream:
             if event is NEED_DATA:
                 if ended:
                     raise TruncatedUpload(TRUNCATED)
-                chunk = self._stream.read(CHUNK)
+                chunk = _read(self._stream, CHUNK)
                 ended = not chunk
                 self._decoder.receive_data(chunk or None)
             elif isinstance(event, Epilogue):
@@ -180,8 +201,8 @@ def discard_rest(request: Request, max_bytes: int) -> None:
             if not chunk:
                 return
             read += len(chunk)
-    except OSError:
-        return  # the sender went away: nobody is waiting for the answer
+    except (OSError, ClientDisconnected):
+        return  # the sender went away or was cut off: nobody is waiting for the answer
 
 
 def _send(documents_url: str, grant: dict[str, Any], body: Iterator[bytes]) -> dict[str, Any]:

@@ -84,6 +84,12 @@ DEFAULTS = {
     "OVERDRACHT_AMQP_KEY_FILE": "",
     "OVERDRACHT_BUS_USER_PREFIX": "overdracht-",
     "OVERDRACHT_MAX_EVENT_BYTES": "16384",
+    # slow senders (gateway/worker.py, documents' HTTP port): a pause, in seconds, and the
+    # average rate, in bytes per second, a request's sender must keep up
+    "OVERDRACHT_REQUEST_READ_TIMEOUT": "20",
+    "OVERDRACHT_REQUEST_MIN_RATE": "8192",
+    # documents: file bodies in flight at once, on workers of their own (not max_workers)
+    "OVERDRACHT_TRANSFER_WORKERS": "10",
 }
 
 #: Secrets have no default: `make run` generates them, production must set them.

@@ -18,7 +18,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from minio.error import S3Error
-from nameko.web.handlers import http
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from werkzeug.wrappers import Request, Response
 
@@ -62,7 +61,8 @@ from services.documents.delivery import (
 )
 from services.documents.models import Document, Outbox, PendingRemoval, SweepSlot, Ticket
 from services.documents.storage import Storage
-from services.documents.streams import CappedReader, content_type
+from services.documents.streams import BrokenBody, CappedReader, content_type
+from services.documents.transfers import transfer
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +383,7 @@ class DocumentsService:
 
     # --- HTTP: file bodies ----------------------------------------------------------------
 
-    @http("PUT", "/internal/uploads")
+    @transfer("PUT", "/internal/uploads")
     def receive_upload(self, request: Request) -> Response:
         """Stream a file body, encrypted with its own data key, into the object store; record it."""
         # the ticket first: without a good one not a byte of the body is read
@@ -395,7 +395,10 @@ class DocumentsService:
             return _error(NotFound(BAD_TICKET))
         limit = config.get_int("OVERDRACHT_MAX_DOCUMENT_BYTES")
         reader = CappedReader(request.environ["wsgi.input"], limit)
-        kind = content_type(reader.sniff())
+        try:
+            kind = content_type(reader.sniff())
+        except BrokenBody as exc:
+            return self._cut_off(ticket, reader, exc)
         if kind not in config.content_types():
             reader.drain(limit)
             return _error(
@@ -408,6 +411,8 @@ class DocumentsService:
         data_key, wrapped = self.keys.new_data_key(ticket.document_id)
         try:
             self.storage.put(key, crypto.EncryptingReader(reader, data_key, ticket.document_id))
+        except BrokenBody as exc:  # the store aborted the multipart upload it had begun
+            return self._cut_off(ticket, reader, exc)
         except OverdrachtError as exc:
             reader.drain(limit)
             return _error(exc)
@@ -415,6 +420,11 @@ class DocumentsService:
             log.error("object store refused an upload: %s", type(exc).__name__)
             reader.drain(limit)
             return _error(Unavailable(STORE_AWAY))
+        if request.content_length is not None and reader.size != request.content_length:
+            # a body of announced length that ended early (the gateway sends chunked ones,
+            # whose cut fails the read above): as cut off, and its object goes
+            self._discard(key)
+            return self._cut_off(ticket, reader, BrokenBody("Het verzenden is afgebroken."))
         # checked at begin_upload, checked again: a day may have turned since
         if date.fromisoformat(ticket.details["removal_date"]) <= today():
             self._discard(key)
@@ -464,7 +474,7 @@ class DocumentsService:
             raise
         return _json(201, document.as_dict())
 
-    @http("GET", "/internal/downloads")
+    @transfer("GET", "/internal/downloads")
     def send_download(self, request: Request) -> Response:
         """Stream a document's bytes, decrypted, once its stored object passed its check.
 
@@ -515,6 +525,16 @@ class DocumentsService:
         )
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _cut_off(self, ticket: Ticket, reader: CappedReader, exc: BrokenBody) -> Response:
+        """An upload whose body stopped: nothing of it is kept, and the gateway is gone."""
+        log.warning(
+            "upload of document %s cut off after %s bytes, nothing kept: %s",
+            ticket.document_id,
+            reader.size,
+            type(exc.__cause__).__name__ if exc.__cause__ else "ended early",
+        )
+        return _error(exc)
 
     def _checked_body(self, document: Document) -> Iterable[bytes]:
         """The document's plaintext; its stored object is checked whole before anything is sent.

@@ -8,14 +8,24 @@ from typing import Any, BinaryIO
 
 import filetype
 
-from overdracht.contracts import TooLarge
+from overdracht.contracts import InvalidInput, TooLarge
 
 #: filetype looks at most this far into a file
 SNIFF_BYTES = 8192
 
 
+class BrokenBody(InvalidInput):
+    """The body stopped before its end: its sender went away, or sent nothing for too long."""
+
+    code = "truncated_upload"
+
+
 class CappedReader:
-    """Read a stream through SHA-256 and a byte cap; raise TooLarge past the cap."""
+    """Read a stream through SHA-256 and a byte cap; raise TooLarge past the cap.
+
+    A source that fails (the connection closed mid-body, or its read timed out) raises
+    BrokenBody: what was begun with the body must be given up, and nobody is listening.
+    """
 
     def __init__(self, source: BinaryIO, limit: int) -> None:
         self._source = source
@@ -23,11 +33,19 @@ class CappedReader:
         self._head = b""
         self.size = 0
         self.sha256 = hashlib.sha256()
+        self.broken = False
+
+    def _read_source(self, size: int) -> bytes:
+        try:
+            return self._source.read(size)
+        except (OSError, ValueError) as exc:  # eventlet's word for a cut chunked body
+            self.broken = True
+            raise BrokenBody("Het verzenden is afgebroken.") from exc
 
     def sniff(self) -> bytes:
         """Read ahead far enough to recognise the file type; later reads return it first."""
         while len(self._head) < SNIFF_BYTES:
-            chunk = self._source.read(SNIFF_BYTES - len(self._head))
+            chunk = self._read_source(SNIFF_BYTES - len(self._head))
             if not chunk:
                 break
             self._head += chunk
@@ -39,7 +57,7 @@ class CappedReader:
             if 0 <= size < len(data):
                 data, self._head = data[:size], data[size:]
         else:
-            data = self._source.read(size if size >= 0 else 1024 * 1024)
+            data = self._read_source(size if size >= 0 else 1024 * 1024)
         self.size += len(data)
         if self.size > self._limit:
             raise TooLarge(
@@ -50,6 +68,8 @@ class CappedReader:
 
     def drain(self, budget: int) -> None:
         """Read and discard what the sender still sends, so it hears our answer."""
+        if self.broken:
+            return
         try:
             while budget > 0:
                 chunk = self._source.read(min(budget, 1024 * 1024))

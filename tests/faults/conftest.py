@@ -24,6 +24,9 @@ from tests.support import Harness
 #: how long a fault lasts: `make faults` runs the issue's 30 s, `make test` a short version
 FAULT_SECONDS = float(os.environ.get("OVERDRACHT_FAULT_SECONDS", "10"))
 
+#: the pause (s) after which the gateway cuts a slow sender off, on the fault platform
+READ_TIMEOUT = 5
+
 ROWS: list[Row] = []
 
 #: the components that run twice in the fault suite; auth and audit run once, so killing
@@ -53,6 +56,9 @@ def breakable(tmp_path_factory, broker, database) -> Iterator[Platform]:
         **database.settings(),
         # what a fault leaves in the store is cleared by the next sweep, not an hour later
         "OVERDRACHT_LEFTOVER_GRACE_MINUTES": "0",
+        # slow senders are cut off within a fault's length (test_slow_clients.py); the
+        # steady load sends every body at once and never pauses
+        "OVERDRACHT_REQUEST_READ_TIMEOUT": str(READ_TIMEOUT),
         # scaled out as ops would: one instance of these killed, the others carry on
         "OVERDRACHT_SCALE": SCALE,
     }

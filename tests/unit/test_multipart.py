@@ -12,6 +12,7 @@ from flask import Flask, request
 from werkzeug.test import EnvironBuilder
 
 from gateway import create_app, files
+from gateway.worker import TooSlow
 from ops import provision
 from ops.platform import generate_secrets
 from overdracht import config
@@ -376,3 +377,79 @@ def test_a_body_without_its_closing_boundary_is_a_truncated_upload(app, recorder
 
     # every byte of the file may have gone on; the missing end still fails the upload
     assert data.startswith(recorder.received)
+
+
+# --- senders cut off (gateway/worker.py) ----------------------------------------------
+
+
+class CutOff(io.RawIOBase):
+    """A request body that raises after `data`, as gunicorn's does under the worker's pace."""
+
+    def __init__(self, data: bytes, error: Exception) -> None:
+        self._data = data
+        self._error = error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._data:
+            raise self._error
+        size = min(len(buffer), len(self._data))
+        buffer[:size], self._data = self._data[:size], self._data[size:]
+        return size
+
+
+def _upload_cut_off(app: Flask, recorder: Recorder, sent: bytes, full: int, error: Exception):
+    builder = EnvironBuilder(
+        path="/api/v1/clients/client-1/documents",
+        method="POST",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    try:
+        environ = builder.get_environ()
+        environ.update(
+            {
+                "wsgi.input": CutOff(sent, error),
+                "CONTENT_TYPE": MULTIPART,
+                "CONTENT_LENGTH": str(full),
+            }
+        )
+        with app.request_context(environ):
+            return files.upload(request, recorder.begin, DOCUMENTS_URL, 10 * MiB)
+    finally:
+        builder.close()
+
+
+def test_a_sender_cut_off_for_being_too_slow_is_told_so_and_the_stream_ends(app, recorder):
+    data = payload(600_000)
+    body = FIELDS + file_part(data) + END
+
+    with pytest.raises(files.StalledUpload) as raised:
+        _upload_cut_off(app, recorder, body[: len(body) // 2], len(body), TooSlow("paused"))
+
+    assert raised.value.status == 408
+    assert raised.value.code == "upload_too_slow"
+    # the body sent on to documents raised instead of ending: documents sees a cut body
+    assert recorder.steps == ["begin", "send"]
+    assert data.startswith(recorder.received) and len(recorder.received) < len(data)
+
+
+def test_a_sender_cut_off_before_the_file_never_gets_a_ticket(app, recorder):
+    body = FIELDS + file_part(b"%PDF-1.7") + END
+
+    with pytest.raises(files.StalledUpload):
+        _upload_cut_off(app, recorder, body[:20], len(body), TooSlow("paused"))
+
+    assert recorder.steps == []
+
+
+def test_a_connection_that_breaks_is_a_truncated_upload_not_a_store_failure(app, recorder):
+    data = payload(600_000)
+    body = FIELDS + file_part(data) + END
+    reset = ConnectionResetError("connection reset by peer")
+
+    with pytest.raises(files.TruncatedUpload) as raised:
+        _upload_cut_off(app, recorder, body[: len(body) // 2], len(body), reset)
+
+    assert type(raised.value) is files.TruncatedUpload

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from overdracht.contracts import TooLarge
-from services.documents.streams import SNIFF_BYTES, CappedReader, content_type
+from services.documents.streams import SNIFF_BYTES, BrokenBody, CappedReader, content_type
 
 
 class Trickle(io.RawIOBase):
@@ -195,6 +195,47 @@ def test_drain_after_too_large_empties_the_rest():
     reader.drain(budget=len(body))
 
     assert source.read() == b""
+
+
+class BreaksOff(io.RawIOBase):
+    """A body that stops part way: its connection closed, or its read timed out."""
+
+    def __init__(self, data: bytes, error: Exception) -> None:
+        self._data = data
+        self._error = error
+        self.reads_after = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._data:
+            chunk, self._data = self._data[:size], self._data[size:]
+            return chunk
+        self.reads_after += 1
+        raise self._error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError("unexpected end of file while parsing chunked data"),
+        TimeoutError("timed out"),
+        ValueError("invalid literal for int() with base 16"),  # eventlet's ChunkReadError
+    ],
+)
+def test_a_body_that_breaks_off_is_a_broken_body_and_is_not_drained(error):
+    source = BreaksOff(_body(SNIFF_BYTES + 800), error)
+    reader = CappedReader(source, limit=100_000)
+    assert len(reader.sniff()) == SNIFF_BYTES
+    with pytest.raises(BrokenBody) as broken:
+        _read_all(reader, 1000)
+    assert broken.value.__cause__ is error
+    assert reader.broken
+
+    reader.drain(budget=1000)  # nobody to answer: not waited for again
+
+    assert source.reads_after == 1
 
 
 # --- content type --------------------------------------------------------------------
