@@ -48,6 +48,8 @@ CHUNK = 1024 * 1024
 #: the most ciphertext an encrypting reader prepares for one read (minio asks for a part,
 #: 8 MiB, and a byte): one large read instead of many small ones it would concatenate
 MAX_READ = 9 * 1024 * 1024
+#: the stored object is read this much at a time to check it against its recorded SHA-256
+VERIFY_READ = 1024 * 1024
 #: what a master key id may look like (it is stored in every document's row)
 KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -299,6 +301,37 @@ def verify(
     if digest.hexdigest() != sha256:
         raise IntegrityError("the stored object's SHA-256 differs from the document's")
     return kept
+
+
+def ciphertext_bound(size: int) -> int:
+    """More than the ciphertext of size bytes of plaintext can be: 40 bytes of header and
+    16 per segment of 1 MiB, with room to spare. A stored object longer than this is
+    refused without reading the rest of it."""
+    return size + size // 4096 + 4096
+
+
+def verify_ciphertext(source: BinaryIO, size: int, sha256: str) -> None:
+    """Hold a whole stored object against the SHA-256 of the ciphertext written at upload.
+
+    Equal digests mean the object is, byte for byte, the ciphertext that was stored: what it
+    decrypts to is what was uploaded (whose size and SHA-256 the row also holds). Cheaper
+    than decrypting it (SHA-256 only, in large reads); the download that follows still
+    authenticates every segment as it decrypts. Raises IntegrityError when it differs; the
+    source's own error when reading it fails. Closes the source.
+    """
+    bound = ciphertext_bound(size)
+    digest = hashlib.sha256()
+    seen = 0
+    try:
+        while chunk := source.read(VERIFY_READ):
+            seen += len(chunk)
+            if seen > bound:
+                raise IntegrityError("the stored object is longer than the document")
+            digest.update(chunk)
+    finally:
+        source.close()
+    if digest.hexdigest() != sha256:
+        raise IntegrityError("the stored object differs from the ciphertext stored at upload")
 
 
 def counted(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:

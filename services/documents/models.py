@@ -38,6 +38,9 @@ class Document(Base):
     #: never leaves this service, and removing the row destroys it (crypto-shredding)
     wrapped_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
     master_key_id: Mapped[str] = mapped_column(sa.String(64))
+    #: SHA-256 of the stored object (the ciphertext) as written at upload: a download checks
+    #: the object against it before sending a byte. Absent for documents stored before it.
+    ciphertext_sha256: Mapped[str | None] = mapped_column(sa.String(64))
 
     def as_dict(self) -> dict:
         return {

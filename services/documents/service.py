@@ -409,8 +409,10 @@ class DocumentsService:
             )
         key = f"documents/{ticket.document_id}"
         data_key, wrapped = self.keys.new_data_key(ticket.document_id)
+        encrypted = crypto.EncryptingReader(reader, data_key, ticket.document_id)
         try:
-            self.storage.put(key, crypto.EncryptingReader(reader, data_key, ticket.document_id))
+            # the SHA-256 of what was stored: a large document is checked against it when read
+            stored_sha256 = self.storage.put(key, encrypted, digest=True)
         except BrokenBody as exc:  # the store aborted the multipart upload it had begun
             return self._cut_off(ticket, reader, exc)
         except OverdrachtError as exc:
@@ -447,6 +449,7 @@ class DocumentsService:
             object_key=key,
             wrapped_key=wrapped.wrapped,
             master_key_id=wrapped.master_key_id,
+            ciphertext_sha256=stored_sha256,
         )
         try:
             with self.db.transaction() as tx:
@@ -540,27 +543,32 @@ class DocumentsService:
         """The document's plaintext; its stored object is checked whole before anything is sent.
 
         Tink authenticates every 1 MiB segment, but the answer's status goes out before the
-        later segments are read. So the object is decrypted once to check it (every segment,
-        the length, the SHA-256 recorded at upload). A small document is then served from
-        that read; a larger one is decrypted again as it is sent, pinned to the checked
-        object by its ETag and authenticated segment by segment again: if it changed after
-        all, the connection is cut rather than an unchecked byte sent.
+        later segments are read. So the whole object is checked first. A small document is
+        decrypted to check it (every segment, the length, the SHA-256 recorded at upload)
+        and served from that read. A larger one is held against the SHA-256 of its
+        ciphertext recorded at upload (without decrypting; one stored before that digest
+        existed is decrypted to check it), then decrypted as it is sent, pinned to the
+        checked object by its ETag and authenticated segment by segment: if it changed
+        after all, the connection is cut rather than an unchecked byte sent.
         """
         data_key = self.keys.data_key(
             WrappedKey(document.master_key_id, document.wrapped_key), document.id
         )
         source = self.storage.open(document.object_key)
         etag = source.etag
-        kept = crypto.verify(
-            data_key,
-            source,
-            document.id,
-            document.size,
-            document.sha256,
-            keep=document.size <= INLINE_BYTES,
-        )
-        if kept is not None:
-            return kept
+        if document.size > INLINE_BYTES and document.ciphertext_sha256:
+            crypto.verify_ciphertext(source, document.size, document.ciphertext_sha256)
+        else:
+            kept = crypto.verify(
+                data_key,
+                source,
+                document.id,
+                document.size,
+                document.sha256,
+                keep=document.size <= INLINE_BYTES,
+            )
+            if kept is not None:
+                return kept
         try:
             again = self.storage.open(document.object_key, etag)
         except S3Error as exc:

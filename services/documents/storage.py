@@ -6,6 +6,7 @@ decrypts after it gets (crypto.py), so what is here is what the store holds.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -46,11 +47,17 @@ class BlobStore:
         if not self.client.bucket_exists(self.bucket):
             self.client.make_bucket(self.bucket)
 
-    def put(self, key: str, stream: BinaryIO) -> None:
-        """Store a stream of unknown length; a failed read aborts the multipart upload."""
+    def put(self, key: str, stream: BinaryIO, digest: bool = False) -> str | None:
+        """Store a stream of unknown length; a failed read aborts the multipart upload.
+
+        With digest, returns the SHA-256 of the bytes stored (documents checks a large
+        object against it before serving it).
+        """
+        source = _Hashing(stream) if digest else stream
         self.client.put_object(
-            self.bucket, key, stream, length=-1, part_size=PART_SIZE, num_parallel_uploads=1
+            self.bucket, key, source, length=-1, part_size=PART_SIZE, num_parallel_uploads=1
         )
+        return source.hexdigest() if isinstance(source, _Hashing) else None
 
     def get(self, key: str, chunk_size: int = 256 * 1024) -> Iterator[bytes]:
         """Stream an object's bytes; the connection is released when the iterator ends."""
@@ -118,6 +125,22 @@ class BlobStore:
     def abort_upload(self, key: str, upload_id: str) -> None:
         """Abort an unfinished multipart upload: its parts are freed."""
         self.client._abort_multipart_upload(self.bucket, key, upload_id)  # noqa: SLF001
+
+
+class _Hashing:
+    """A stream passed through SHA-256 as it is read."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._sha256.update(data)
+        return data
+
+    def hexdigest(self) -> str:
+        return self._sha256.hexdigest()
 
 
 class ObjectReader(RawReader):

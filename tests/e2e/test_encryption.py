@@ -6,6 +6,7 @@ to the store's ports could, and looks at documents' own database.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import random
@@ -149,6 +150,36 @@ def test_an_altered_object_is_refused_and_nothing_of_it_is_served(
     again = api.get(f"/documents/{target['id']}/content")
     assert again.status_code == 200
     assert again.content == body
+
+
+def test_a_large_documents_row_holds_the_digest_of_its_stored_ciphertext(
+    harness, store, documents_db
+):
+    """What a large download is checked against before its first byte (a small one is
+    decrypted whole to check it); a large one stored before the digest existed is too."""
+    api = harness.provider()
+    client = harness.new_client(api)
+    large = harness.upload(api, client["id"], pdf(INLINE_BYTES + 3 * MiB)).json()
+    small = harness.upload(api, client["id"], pdf(200_000)).json()
+
+    def digest(document_id: str) -> str | None:
+        with documents_db.connect() as connection:
+            return connection.execute(
+                sa.text("SELECT ciphertext_sha256 FROM documents WHERE id = :id"),
+                {"id": document_id},
+            ).scalar_one()
+
+    assert digest(large["id"]) == hashlib.sha256(stored(store, large["id"])).hexdigest()
+    assert digest(small["id"]) == hashlib.sha256(stored(store, small["id"])).hexdigest()
+    # a large document stored before the digest existed is checked by decrypting it
+    with documents_db.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE documents SET ciphertext_sha256 = NULL WHERE id = :id"),
+            {"id": large["id"]},
+        )
+    served = api.get(f"/documents/{large['id']}/content")
+    assert served.status_code == 200
+    assert hashlib.sha256(served.content).hexdigest() == large["sha256"]
 
 
 def test_an_altered_wrapped_key_is_refused(harness, documents_db):

@@ -322,11 +322,12 @@ class Versions:
         return reader
 
 
-def _checked_body(monkeypatch, keys, sealed, store) -> list:
-    """The download path for a document larger than INLINE_BYTES (lowered to 1 MiB here)."""
+def _checked_body(monkeypatch, keys, sealed, store, digest: bool = True) -> list:
+    """The download path for a document larger than INLINE_BYTES (lowered to 1 MiB here),
+    stored with the ciphertext's SHA-256 (or before that was recorded: digest=False)."""
     from services.documents import service
 
-    document_id, _, wrapped, body, _ = sealed
+    document_id, _, wrapped, body, ciphertext = sealed
     monkeypatch.setattr(service, "INLINE_BYTES", MiB)
     document = SimpleNamespace(
         id=document_id,
@@ -335,35 +336,102 @@ def _checked_body(monkeypatch, keys, sealed, store) -> list:
         object_key=f"documents/{document_id}",
         size=len(body),
         sha256=hashlib.sha256(body).hexdigest(),
+        ciphertext_sha256=hashlib.sha256(ciphertext).hexdigest() if digest else None,
     )
     worker = SimpleNamespace(keys=keys, storage=store)
     return service.DocumentsService._checked_body(worker, document)
 
 
+@pytest.mark.parametrize("digest", [True, False], ids=["ciphertext-digest", "decrypted"])
 def test_a_large_document_is_checked_then_sent_again_from_the_checked_object(
-    monkeypatch, keys, sealed
+    monkeypatch, keys, sealed, digest
 ):
     _, _, _, body, ciphertext = sealed
-    chunks = _checked_body(monkeypatch, keys, sealed, Versions(ciphertext, ciphertext))
+    store = Versions(ciphertext, ciphertext)
+    chunks = _checked_body(monkeypatch, keys, sealed, store, digest)
     assert b"".join(chunks) == body
 
 
-def test_an_object_changed_after_its_check_is_refused_or_cut_off(monkeypatch, keys, sealed):
+@pytest.mark.parametrize("digest", [True, False], ids=["ciphertext-digest", "decrypted"])
+def test_an_altered_large_object_is_refused_before_anything_is_sent(
+    monkeypatch, keys, sealed, digest
+):
+    _, _, _, _, ciphertext = sealed
+    for where in (5, 100, -100, -1):
+        altered = bytearray(ciphertext)
+        altered[where] ^= 1
+        with pytest.raises(IntegrityError):
+            _checked_body(monkeypatch, keys, sealed, Versions(bytes(altered)), digest)
+    for cut in (b"", ciphertext[:-1], ciphertext[:SEGMENT], ciphertext + b"\x00"):
+        with pytest.raises(IntegrityError):
+            _checked_body(monkeypatch, keys, sealed, Versions(cut), digest)
+
+
+@pytest.mark.parametrize("digest", [True, False], ids=["ciphertext-digest", "decrypted"])
+def test_an_object_changed_after_its_check_is_refused_or_cut_off(monkeypatch, keys, sealed, digest):
     _, _, _, body, ciphertext = sealed
     early, late = bytearray(ciphertext), bytearray(ciphertext)
     early[100] ^= 1
     late[-100] ^= 1
 
+    def checked(store):
+        return _checked_body(monkeypatch, keys, sealed, store, digest)
+
     # the store pins the version checked: refused before the answer begins
-    store = Versions(ciphertext, ciphertext, honours_if_match=True)
     with pytest.raises(IntegrityError):
-        _checked_body(monkeypatch, keys, sealed, store)
+        checked(Versions(ciphertext, ciphertext, honours_if_match=True))
     # a store that ignores If-Match: the first segment is checked before the answer begins
     with pytest.raises(IntegrityError):
-        _checked_body(monkeypatch, keys, sealed, Versions(ciphertext, bytes(early)))
+        checked(Versions(ciphertext, bytes(early)))
     # and a later one cuts the answer off, after authenticated plaintext only
     sent = []
     with pytest.raises(IntegrityError):
-        for chunk in _checked_body(monkeypatch, keys, sealed, Versions(ciphertext, bytes(late))):
+        for chunk in checked(Versions(ciphertext, bytes(late))):
             sent.append(chunk)
     assert sent and body.startswith(b"".join(sent)) and len(b"".join(sent)) < len(body)
+
+
+class Counting(io.BytesIO):
+    """An object whose reads are counted, and whether it was closed."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.read_bytes = 0
+        self.was_closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        data = super().read(size)
+        self.read_bytes += len(data)
+        return data
+
+    def close(self) -> None:
+        self.was_closed = True
+        super().close()
+
+
+def test_verify_ciphertext_holds_the_object_against_the_digest_stored_at_upload(sealed):
+    _, _, _, body, ciphertext = sealed
+    digest = hashlib.sha256(ciphertext).hexdigest()
+    for size in (0, 1, SEGMENT, 100 * SEGMENT + 1):  # a ciphertext is never longer than this
+        assert crypto.ciphertext_bound(size) >= size + HEADER + 16 * (size // (SEGMENT - 16) + 1)
+    source = Counting(ciphertext)
+    crypto.verify_ciphertext(source, len(body), digest)
+    assert source.read_bytes == len(ciphertext) and source.was_closed
+    flipped = bytearray(ciphertext)
+    flipped[len(ciphertext) // 2] ^= 1
+    for altered in (bytes(flipped), ciphertext[:-1], ciphertext + b"\x00", b""):
+        source = Counting(altered)
+        with pytest.raises(IntegrityError):
+            crypto.verify_ciphertext(source, len(body), digest)
+        assert source.was_closed
+    # an object grown far past any ciphertext of the document is refused without reading it all
+    source = Counting(ciphertext * 3)
+    with pytest.raises(IntegrityError, match="longer"):
+        crypto.verify_ciphertext(source, len(body), digest)
+    assert source.read_bytes < 2 * len(ciphertext)
+
+
+def test_verify_ciphertext_passes_on_a_failing_store_as_itself(sealed):
+    _, _, _, body, ciphertext = sealed
+    with pytest.raises(OSError):
+        crypto.verify_ciphertext(Broken(OSError("store away")), len(body), "0" * 64)
