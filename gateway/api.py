@@ -29,7 +29,7 @@ from gateway.session import (
     session_token,
     set_session_cookie,
 )
-from overdracht.contracts import OverdrachtError
+from overdracht.contracts import OverdrachtError, Unauthenticated
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -141,8 +141,13 @@ def change_password():
 
 @bp.post("/logout")
 def logout():
+    # with no session it could end (none, or a cookie without the CSRF header) a 204 would
+    # say the session ended while it lives on: refuse instead
+    token = session_token()
+    if token is None:
+        raise Unauthenticated("U bent niet ingelogd.", "unauthenticated")
     with services() as rpc:
-        rpc.auth.logout(caller_token("auth.logout"), session_token(), access_point())
+        rpc.auth.logout(caller_token("auth.logout"), token, access_point())
     response = Response(status=204)
     clear_session_cookie(response)
     return response

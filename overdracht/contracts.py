@@ -156,7 +156,9 @@ def check_envelope(payload: Any) -> dict[str, Any]:
 
 # --- principal -------------------------------------------------------------------------
 
-PRINCIPAL_TTL = timedelta(minutes=5)
+#: The gateway gets a fresh principal from auth for every request, so it can be short:
+#: after a logout, a reset or a deactivation the services refuse it within this time.
+PRINCIPAL_TTL = timedelta(seconds=60)
 _ALGORITHM = "EdDSA"
 _AUDIENCE = "overdracht-services"
 

@@ -135,3 +135,12 @@ def test_a_session_cookie_alone_cannot_change_anything_through_the_api(harness):
     assert browserish.post("/clients", json=data).status_code == 401
     created = browserish.post("/clients", json=data, headers={"X-Requested-With": "fetch"})
     assert created.status_code in (201, 409)
+
+    # a cookie-only logout is refused too, not answered 204 while the session lives on
+    token = browserish.cookies.get("overdracht_session")
+    assert browserish.post("/logout").status_code == 401
+    assert browserish.get("/me").status_code == 200
+    ended = browserish.post("/logout", headers={"X-Requested-With": "fetch"})
+    assert ended.status_code == 204
+    gone = harness.anonymous().get("/me", headers={"Authorization": f"Bearer {token}"})
+    assert gone.status_code == 401

@@ -292,3 +292,17 @@ def test_a_system_token_names_its_call():
         verify_system_token(token, key.public_key(), "clients.delete_clients")
     with pytest.raises(Unauthenticated):
         verify_system_token(sign_system_token("retention", key), key.public_key(), "x.y")
+
+
+def test_a_principal_lives_at_most_60_seconds():
+    """After a logout, reset or deactivation the services refuse it within a minute."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from overdracht.contracts import Principal, sign_principal
+
+    token = sign_principal(
+        Principal("p", "u", "n", "zorgverlener", "r", "s"), Ed25519PrivateKey.generate()
+    )
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] <= 60
