@@ -50,11 +50,10 @@ def rss(pid: int) -> int | None:
 def children(pid: int) -> list[int]:
     """The direct children of a process (every one of its threads may have some)."""
     found: list[int] = []
-    try:
+    # a process that exited meanwhile has no children left to count
+    with contextlib.suppress(OSError):
         for task in (PROC / str(pid) / "task").iterdir():
             found += [int(child) for child in (task / "children").read_text().split()]
-    except OSError:
-        pass
     return found
 
 

@@ -22,6 +22,7 @@ HTTP/1.1 without TLS only: TLS and HTTP/2 end at the reverse proxy.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import selectors
 import time
@@ -234,10 +235,9 @@ class GatewayWorker(ThreadWorker):
 
     def _stop_gathering(self, conn: Any) -> None:
         self.gathering.discard(conn)
-        try:
+        # not registered (any more), or its socket already closed: nothing left to undo
+        with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(conn.sock)
-        except (KeyError, ValueError, OSError):
-            pass
 
     def _drop(self, conn: Any) -> None:
         self._stop_gathering(conn)
@@ -247,10 +247,9 @@ class GatewayWorker(ThreadWorker):
     def _refuse(self, conn: Any) -> None:
         """Every thread for bodies is taken: say so (503), and close."""
         self.log.warning("upload refused: all %d threads for request bodies busy", self.streams)
-        try:
+        # best effort: a sender that is gone, or whose buffer is full, is closed unanswered
+        with contextlib.suppress(OSError):
             conn.sock.setblocking(False)
             conn.sock.send(BUSY_RESPONSE)
-        except OSError:
-            pass
         self.nr_conns -= 1
         conn.close()

@@ -191,7 +191,7 @@ class StalledUpload(threading.Thread):
                     while chunk := sock.recv(65536):
                         answer += chunk
                 except OSError:
-                    pass
+                    pass  # the server closed it (cut off): what arrived is the answer
             status = int(answer[9:12]) if answer.startswith(b"HTTP/1.1 ") else 0
             self.endings.append((status, time.monotonic() - last_byte))
             if status != 408:

@@ -270,7 +270,7 @@ class Trickler(threading.Thread):
                 if not chunk:
                     break
         except OSError:
-            pass
+            pass  # the server closed the connection: the answer so far is all there is
         self.cut_after = time.monotonic() - self.started
         self.sock.close()
 
