@@ -16,6 +16,10 @@ connection that sends nothing at all. This worker changes three things:
   OVERDRACHT_REQUEST_MIN_RATE on average, is cut off. In a thread the read then raises
   `TooSlow`, the application answers (the gateway ends its stream to documents, which
   keeps nothing), and the connection is closed.
+- An answer given before the request's body was read (a refused upload, a body over the
+  cap) says `Connection: close`, and the connection closes after it. gunicorn would
+  announce keep-alive, then close anyway when the unread rest is more than it drains
+  (64 KiB): a client that sent its next request meanwhile lost it unanswered.
 
 HTTP/1.1 without TLS only: TLS and HTTP/2 end at the reverse proxy.
 """
@@ -30,6 +34,7 @@ from functools import partial
 from typing import Any
 
 from gunicorn import http
+from gunicorn.http.body import ChunkedReader, LengthReader
 from gunicorn.workers.gthread import ThreadWorker
 
 from overdracht import config
@@ -148,6 +153,34 @@ class PacedReads:
         return data
 
 
+def body_unread(body: Any) -> bool:
+    """Whether part of the request body (gunicorn's wsgi.input) is still unread."""
+    reader = getattr(body, "reader", None)
+    if isinstance(reader, LengthReader):
+        return reader.length > 0
+    if isinstance(reader, ChunkedReader):
+        return reader.parser is not None
+    return False
+
+
+def closing_unread(app: Any) -> Any:
+    """The WSGI app, whose answers close the connection when they leave a body unread.
+
+    The application cannot say so itself: gunicorn drops its hop-by-hop headers. Its
+    start_response is gunicorn's Response's, which can be told to close.
+    """
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if body_unread(environ.get("wsgi.input")):
+                start_response.__self__.force_close()
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return wrapped
+
+
 class GatewayWorker(ThreadWorker):
     """gthread, with heads and small bodies gathered by the loop and every read paced."""
 
@@ -165,6 +198,10 @@ class GatewayWorker(ThreadWorker):
         self.gathering: set[Any] = set()
         configured = Pace.configured()
         self.pace_settings = (configured.read_timeout, configured.min_rate)
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.wsgi = closing_unread(self.wsgi)
 
     # --- the loop: gather a request, then hand it to a thread ---------------------------
 

@@ -74,6 +74,8 @@ def test_json_over_the_small_body_cap_is_a_413(provider):
     )
 
     assert error_of(response, 413)
+    # the body was left unread: the connection is not offered for the next request
+    assert response.headers["Connection"] == "close"
 
 
 def test_a_malformed_json_body_is_a_400(provider):
@@ -343,4 +345,5 @@ def test_an_upload_without_a_valid_session_is_a_401_whatever_its_size(
     response = harness.upload(anonymous, client["id"], pdf(size), removal_date=in_weeks(4))
     # no session, or one auth does not know: either way a 401 that says so
     assert error_of(response, 401)["code"] in {"unauthenticated", "session_expired"}
+    assert response.headers["Connection"] == "close"
     assert provider.get(f"/clients/{client['id']}/documents").json()["documents"] == []
