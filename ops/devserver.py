@@ -67,7 +67,8 @@ def child_environment(chosen: Ports) -> dict[str, str]:
         **os.environ,
     }
     # the processes run in the repository: paths are this directory's, made absolute
-    for name in ("OVERDRACHT_SMS_OUTBOX", "OVERDRACHT_AUDIT_CHECKPOINT_DIR"):
+    outboxes = ("OVERDRACHT_SMS_OUTBOX", "OVERDRACHT_MAIL_OUTBOX")
+    for name in (*outboxes, "OVERDRACHT_AUDIT_CHECKPOINT_DIR"):
         values[name] = str(Path(values[name]).resolve())
     return {k: str(v) for k, v in values.items()}
 

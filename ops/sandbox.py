@@ -70,6 +70,7 @@ def sandbox(var: Path, settings: dict[str, str] | None = None) -> Iterator[Platf
         "OVERDRACHT_ENV_FILE": str(var / "no-env-file"),
         "OVERDRACHT_S3_BUCKET": f"overdracht-test-{run_id}",
         "OVERDRACHT_SMS_OUTBOX": str(var / "outbox" / "sms.jsonl"),
+        "OVERDRACHT_MAIL_OUTBOX": str(var / "outbox" / "mail"),
         "OVERDRACHT_AUDIT_CHECKPOINT_DIR": str(var / "audit-checkpoints"),
         # file bodies must never reach local disk: give them a place to show up if they do
         "TMPDIR": str(var / "tmp"),

@@ -45,7 +45,27 @@ DEFAULTS = {
     "OVERDRACHT_TRUSTED_PROXIES": "0",
     "OVERDRACHT_RPC_TIMEOUT": "15",
     "OVERDRACHT_RPC_POOL_SIZE": "8",
+    # SMS: "outbox" (a file, development only) or "cm" (CM.com; OVERDRACHT_SMS_CM_PRODUCT_TOKEN)
+    "OVERDRACHT_SMS_PROVIDER": "outbox",
     "OVERDRACHT_SMS_OUTBOX": "var/outbox/sms.jsonl",
+    "OVERDRACHT_SMS_CM_URL": "https://gw.messaging.cm.com/v1.0/message",
+    # the sender name a phone shows: at most 11 letters and digits
+    "OVERDRACHT_SMS_SENDER": "Overdracht",
+    # per try, to connect and to read the answer; tries after the first on a network error,
+    # a timeout or a 429/502/503/504
+    "OVERDRACHT_SMS_TIMEOUT_SECONDS": "5",
+    "OVERDRACHT_SMS_RETRIES": "2",
+    # e-mail: "outbox" (a Maildir, development only) or "smtp"
+    "OVERDRACHT_MAIL_PROVIDER": "outbox",
+    "OVERDRACHT_MAIL_OUTBOX": "var/outbox/mail",
+    "OVERDRACHT_MAIL_FROM": "Overdracht <noreply@overdracht.invalid>",
+    # no username: no login; the password is a secret, set it in the environment
+    "OVERDRACHT_SMTP_HOST": "",
+    "OVERDRACHT_SMTP_PORT": "587",
+    "OVERDRACHT_SMTP_USERNAME": "",
+    "OVERDRACHT_SMTP_PASSWORD": "",
+    "OVERDRACHT_SMTP_STARTTLS": "true",
+    "OVERDRACHT_SMTP_TIMEOUT_SECONDS": "10",
     "OVERDRACHT_SMS_CODE_TTL_SECONDS": "300",
     "OVERDRACHT_SMS_CODE_ATTEMPTS": "3",
     "OVERDRACHT_SMS_RESEND_SECONDS": "60",

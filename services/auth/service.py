@@ -43,7 +43,7 @@ from services.auth.accounts import (
     normalize_username,
     password_context,
 )
-from services.auth.dependencies import SmsSender
+from services.auth.delivery import SmsSender
 from services.auth.models import LoginChallenge, LoginThrottle, Outbox, Provider, Session
 
 MAX_USERNAME = 64
