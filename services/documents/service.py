@@ -35,6 +35,7 @@ from overdracht.contracts import (
     DOCUMENT_UPLOADED,
     SYSTEM_ACTOR,
     TICKET_HEADER,
+    ZORGVERLENER,
     Forbidden,
     IntegrityFailure,
     InvalidInput,
@@ -117,6 +118,13 @@ def _document_id(value: Any) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError as exc:
         raise NotFound("Document niet gevonden.") from exc
+
+
+def _id_or_none(value: Any) -> str | None:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return None
 
 
 def _document_object(document: Document) -> dict:
@@ -221,7 +229,7 @@ class DocumentsService:
     @rpc
     def begin_download(self, principal: str, document_id: str, access_point: dict) -> dict:
         """Audit the view, then return a one-time ticket for the bytes (fail closed)."""
-        who = self.identity(principal)
+        who = self._zorgverlener(principal, access_point, DOCUMENT_DOWNLOADED, document_id)
         document = self._current(document_id)
         self._authorize(principal, str(document.client_id), DOCUMENT_DOWNLOADED, access_point)
         grant = make_event(
@@ -246,7 +254,7 @@ class DocumentsService:
     @rpc
     def delete(self, principal: str, document_id: str, access_point: dict) -> None:
         """Withdraw a document: only within a relationship, and only its uploader."""
-        who = self.identity(principal)
+        who = self._zorgverlener(principal, access_point, DOCUMENT_DELETED, document_id)
         document = self._current(document_id)
         self._authorize(principal, str(document.client_id), DOCUMENT_DELETED, access_point)
         if str(document.uploaded_by) != who.provider_id:
@@ -796,6 +804,26 @@ class DocumentsService:
                 .values(used_at=now)
                 .returning(Ticket)
             )
+
+    def _zorgverlener(
+        self, principal: str, access_point: dict, action: str, document_id: str
+    ) -> Principal:
+        """Refuse (and audit) any other role before looking the document up: whether an id
+        exists is itself nothing another role may learn."""
+        who = self.identity(principal)
+        if who.role != ZORGVERLENER:
+            self.db.record(
+                make_event(
+                    ACCESS_DENIED,
+                    actor=who.actor(),
+                    access_point=access_point,
+                    object={"type": "document", "id": _id_or_none(document_id)},
+                    outcome="denied",
+                    detail={"action": action, "reason": "role"},
+                )
+            )
+            raise Forbidden("Alleen zorgverleners werken met cliëntgegevens.", "role")
+        return who
 
     def _deny(self, who: Principal, access_point: dict, document: Document, reason: str) -> None:
         self.db.record(
