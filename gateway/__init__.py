@@ -40,10 +40,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         app.config["NAMEKO"], app.config["RPC_POOL_SIZE"], app.config["RPC_TIMEOUT"]
     )
 
-    from gateway import api, errors, pages
+    from gateway import api, errors, onboarding, pages
 
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(onboarding.bp)
     errors.register(app)
 
     @app.after_request

@@ -29,7 +29,7 @@ from gateway.session import (
     session_token,
     set_session_cookie,
 )
-from overdracht.contracts import OverdrachtError, Unauthenticated
+from overdracht.contracts import InvalidInput, OverdrachtError, Unauthenticated
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -137,6 +137,122 @@ def change_password():
             access_point(),
         )
     return Response(status=204)
+
+
+@bp.post("/activation")
+def activation():
+    """Whose activation link this is; 410 with the reason when it no longer works."""
+    data = body()
+    with services() as rpc:
+        result = rpc.auth.activation(caller_token("auth.activation"), data.get("token"))
+    return jsonify(result)
+
+
+@bp.post("/activation/code")
+def activation_code():
+    data = body()
+    with services() as rpc:
+        result = rpc.auth.send_activation_code(
+            caller_token("auth.send_activation_code"), data.get("token"), access_point()
+        )
+    return jsonify(result)
+
+
+@bp.post("/activation/complete")
+def activation_complete():
+    data = body()
+    with services() as rpc:
+        result = rpc.auth.activate(
+            caller_token("auth.activate"),
+            data.get("token"),
+            data.get("code"),
+            data.get("password"),
+            access_point(),
+        )
+    return jsonify(result)
+
+
+@bp.post("/provider-lists")
+def submit_provider_list():
+    """A coördinator's list: the CSV as the request body (text/csv), or as a form's `file`."""
+    upload = request.files.get("file")
+    if upload is not None:
+        filename, content = upload.filename or "lijst.csv", upload.read()
+    else:
+        filename, content = request.args.get("filename") or "lijst.csv", request.get_data()
+    text = csv_text(content)
+    with services() as rpc:
+        result = rpc.auth.submit_provider_list(principal(), filename, text, access_point())
+    return jsonify(result), 201 if result["list_id"] else 200
+
+
+def csv_text(content: bytes) -> str:
+    """UTF-8, with or without Excel's BOM; anything else is refused in the API's shape."""
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            "Het bestand is geen UTF-8. Kies in Excel bij Opslaan als: "
+            "'CSV UTF-8 (door komma's gescheiden)'.",
+            "invalid_provider_list",
+        ) from None
+
+
+@bp.get("/region/accounts")
+def region_accounts():
+    with services() as rpc:
+        return jsonify(rpc.auth.region_accounts(principal()))
+
+
+@bp.get("/provider-lists")
+def provider_lists():
+    with services() as rpc:
+        return jsonify(rpc.auth.provider_lists(principal(), request.args.get("status")))
+
+
+@bp.get("/provider-lists/<list_id>")
+def provider_list(list_id: str):
+    with services() as rpc:
+        return jsonify(rpc.auth.provider_list(principal(), list_id))
+
+
+@bp.post("/provider-lists/<list_id>/register")
+def register_provider_list(list_id: str):
+    with services() as rpc:
+        result = rpc.auth.register_provider_list(principal(), list_id, access_point())
+    return jsonify(result)
+
+
+@bp.get("/accounts")
+def accounts():
+    filters = {k: request.args[k] for k in ("region", "role", "status", "q") if request.args.get(k)}
+    with services() as rpc:
+        return jsonify(rpc.auth.accounts(principal(), filters))
+
+
+@bp.post("/accounts")
+def invite_account():
+    data = body()
+    with services() as rpc:
+        result = rpc.auth.invite_provider(principal(), data, access_point())
+    return jsonify(result), 201
+
+
+#: what a beheerder may do to one account, and auth's entrypoint for it
+ACCOUNT_ACTIONS = {
+    "unlock": "unlock",
+    "reset": "reset_provider",
+    "deactivate": "deactivate_provider",
+}
+
+
+@bp.post("/accounts/<username>/<action>")
+def account_action(username: str, action: str):
+    if action not in ACCOUNT_ACTIONS:
+        abort(404)
+    with services() as rpc:
+        method = getattr(rpc.auth, ACCOUNT_ACTIONS[action])
+        return jsonify(method(principal(), username, access_point()))
 
 
 @bp.post("/logout")

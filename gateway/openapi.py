@@ -24,6 +24,133 @@ def _op(summary: str, ok: dict[str, Any], *errors: int, **extra: Any) -> dict[st
     return {"summary": summary, "responses": {**ok, **_errors(*errors, 401, 503)}, **extra}
 
 
+def _object(*required: str, **properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+_STRING = {"type": "string"}
+_ANY = {"200": {"description": "Result", **_json({"type": "object"})}}
+_TOKEN = _object("token", token=_STRING)
+
+
+def _onboarding_paths() -> dict[str, Any]:
+    """Activation links, the coördinator's list and the beheerder's accounts (README)."""
+    path = {"in": "path", "required": True, "schema": _STRING}
+    account_filters = [
+        {"name": n, "in": "query", "required": False, "schema": _STRING}
+        for n in ("region", "role", "status", "q")
+    ]
+    return {
+        "/activation": {
+            "post": _op(
+                "Whose activation link this is: username, name, masked number. 410 with "
+                "activation_used, activation_expired, activation_superseded or "
+                "activation_unknown when it no longer works",
+                _ANY,
+                400,
+                410,
+                security=[],
+                requestBody=_json(_TOKEN),
+            )
+        },
+        "/activation/code": {
+            "post": _op(
+                "Send the link's owner an SMS code; 429 (Retry-After) too soon after the last",
+                _ANY,
+                400,
+                410,
+                429,
+                security=[],
+                requestBody=_json(_TOKEN),
+            )
+        },
+        "/activation/complete": {
+            "post": _op(
+                "The SMS code and her own password: the account is active, the link spent. "
+                "422 with wrong_code (tries left), code_failed, invalid_password or "
+                "weak_password",
+                _ANY,
+                400,
+                410,
+                422,
+                security=[],
+                requestBody=_json(
+                    _object(
+                        "token",
+                        "code",
+                        "password",
+                        token=_STRING,
+                        code=_STRING,
+                        password={"type": "string", "minLength": 12, "maxLength": 128},
+                    )
+                ),
+            )
+        },  # fmt: skip
+        "/provider-lists": {
+            "post": _op(
+                "A coördinator submits her region's providers: a CSV (README, Provider lists) "
+                "as a form's file or as the body. Each row with an error is reported by its "
+                "line (errors) and not kept; 201 when a list was made of the others",
+                {"201": {"description": "Submitted"}, **_ANY},
+                403,
+                422,
+            ),
+            "get": _op(
+                "Submitted lists (beheerder)",
+                _ANY,
+                403,
+                parameters=[{"name": "status", "in": "query", "schema": _STRING}],
+            ),
+        },
+        "/provider-lists/{list_id}": {
+            "get": _op(
+                "One list with its rows (beheerder)",
+                _ANY,
+                403,
+                404,
+                parameters=[{"name": "list_id", **path}],
+            )
+        },
+        "/provider-lists/{list_id}/register": {
+            "post": _op(
+                "Register and invite every row not yet registered (beheerder); rows whose "
+                "e-mail could not go are listed in failed and stay to be tried again",
+                _ANY,
+                403,
+                404,
+                parameters=[{"name": "list_id", **path}],
+            )
+        },
+        "/region/accounts": {
+            "get": _op("The care providers of the coördinator's region, with status", _ANY, 403)
+        },
+        "/accounts": {
+            "get": _op(
+                "Every account, filtered (beheerder)", _ANY, 403, 422, parameters=account_filters
+            ),
+            "post": _op(
+                "Register one account and e-mail her an activation link (beheerder: "
+                "zorgverlener or coordinator); 503 mail_failed keeps nothing",
+                {"201": {"description": "Invited"}},
+                403,
+                409,
+                422,
+            ),
+        },
+        "/accounts/{username}/{action}": {
+            "post": _op(
+                "unlock, reset (password and sessions end, a new activation link) or "
+                "deactivate one account (beheerder; audited)",
+                _ANY,
+                403,
+                404,
+                409,
+                parameters=[{"name": "username", **path}, {"name": "action", **path}],
+            )
+        },
+    }
+
+
 def spec(document_types: dict[str, str]) -> dict[str, Any]:
     """Build the document; the document types are configuration, so they are filled in here."""
     client_id = [{"name": "client_id", "in": "path", "required": True, "schema": _UUID}]
@@ -363,5 +490,6 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
                     parameters=audit_params,
                 )
             },
+            **_onboarding_paths(),
         },
     }

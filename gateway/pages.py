@@ -322,6 +322,7 @@ def client(client_id: str):
 
 @bp.post("/clienten/<client_id>/documenten")
 def upload(client_id: str):
+    _zorgverlener()  # asks auth only: the body is not read yet
     try:
         api.upload(client_id, check=_upload_csrf)
     except (*FORM_ERRORS, NotFound, Forbidden) as exc:

@@ -38,12 +38,8 @@ def add_provider(data: dict[str, Any], actor: dict[str, Any]) -> dict[str, Any]:
         engine.dispose()
 
 
-def _provider_add(args: argparse.Namespace) -> int:
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass("Wachtwoord: ")
-    data = {
+def _account_data(args: argparse.Namespace) -> dict[str, Any]:
+    return {
         "username": args.username,
         "full_name": args.full_name,
         "email": args.email,
@@ -51,10 +47,60 @@ def _provider_add(args: argparse.Namespace) -> int:
         "region": args.region,
         "role": args.role,
         "profession": args.profession,
-        "password": password,
+        "organisation": args.organisation,
+        "agb_code": args.agb_code,
     }
+
+
+def _provider_add(args: argparse.Namespace) -> int:
+    """An account with a password at once, for scripts; `invite` is the way for people."""
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Wachtwoord: ")
+    data = {**_account_data(args), "password": password}
     created = add_provider(data, {"type": "operator", "via": "cli"})
-    print(json.dumps(created, indent=2, ensure_ascii=False))
+    _print(created)
+    return 0
+
+
+def _print(result: Any) -> None:
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+def _provider_invite(args: argparse.Namespace) -> int:
+    """Register one account; she gets her username and activation link by e-mail."""
+    _print(_rpc("auth", "invite_provider", _account_data(args)))
+    return 0
+
+
+def _provider_import(args: argparse.Namespace) -> int:
+    """Register a region's list: a CSV file, or a list a coördinator submitted (--list)."""
+    from services.auth.lists import decode
+
+    if args.list:
+        result = _rpc("auth", "register_provider_list", args.list)
+    else:
+        if not args.file or not args.region:
+            print("fout: geef een CSV-bestand en --region, of --list ID", file=sys.stderr)
+            return 2
+        with open(args.file, "rb") as source:
+            text = decode(source.read())
+        result = _rpc("auth", "import_provider_list", args.region, args.file, text)
+    _print(result)
+    problems = [*result.get("errors", []), *result.get("failed", [])]
+    for problem in sorted(problems, key=lambda p: p["line"]):
+        print(f"regel {problem['line']}: {problem['message']}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _provider_list(args: argparse.Namespace) -> int:
+    """Every account (filtered), or with --lists the lists coördinators submitted."""
+    if args.lists:
+        _print(_rpc("auth", "provider_lists", args.status))
+        return 0
+    filters = {"region": args.region, "role": args.role, "status": args.status, "q": args.search}
+    _print(_rpc("auth", "accounts", {k: v for k, v in filters.items() if v}))
     return 0
 
 
@@ -75,11 +121,14 @@ def _rpc(service: str, method: str, *args: Any) -> Any:
         return getattr(getattr(rpc, service), method)(token, *args)
 
 
-def _provider_unlock(args: argparse.Namespace) -> int:
-    """End a lock now (the helpdesk, once it knows she is who she says); auth audits it."""
-    result = _rpc("auth", "unlock", args.username)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
+def _provider_action(method: str) -> Any:
+    """unlock, reset, deactivate: one account by username; auth audits each."""
+
+    def run(args: argparse.Namespace) -> int:
+        _print(_rpc("auth", method, args.username))
+        return 0
+
+    return run
 
 
 def _retention_sweep(args: argparse.Namespace) -> int:
@@ -212,21 +261,61 @@ def parser() -> argparse.ArgumentParser:
 
     provider = areas.add_parser("provider", help="care providers and other accounts")
     provider_cmds = provider.add_subparsers(dest="command", required=True)
-    add = provider_cmds.add_parser("add", help="register an account")
-    add.add_argument("--username", required=True)
-    add.add_argument("--full-name", required=True)
-    add.add_argument("--email", required=True)
-    add.add_argument("--phone", required=True, help="mobile number that receives the SMS code")
-    add.add_argument("--region", required=True)
-    add.add_argument("--role", required=True, choices=ROLES)
-    add.add_argument("--profession", help="verloskundige, gynaecoloog, kraamverzorgende, ...")
+    add = provider_cmds.add_parser("add", help="register an account with a password (scripts)")
+    invite = provider_cmds.add_parser(
+        "invite", help="register an account and e-mail her an activation link (audited)"
+    )
+    for command, username_required in ((add, True), (invite, False)):
+        command.add_argument(
+            "--username", required=username_required, help="invite: made from her name if left out"
+        )
+        command.add_argument("--full-name", required=True)
+        command.add_argument("--email", required=True)
+        command.add_argument(
+            "--phone", required=True, help="mobile number that receives the SMS code"
+        )
+        command.add_argument("--region", required=True)
+        command.add_argument("--role", required=True, choices=ROLES)
+        command.add_argument(
+            "--profession", help="verloskundige, gynaecoloog, kraamverzorgende, ..."
+        )
+        command.add_argument("--organisation")
+        command.add_argument("--agb-code", help="8 digits")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.set_defaults(run=_provider_add)
-    unlock = provider_cmds.add_parser(
-        "unlock", help="end an account's lock and reset its failed logins (audited)"
+    invite.set_defaults(run=_provider_invite)
+    imports = provider_cmds.add_parser(
+        "import", help="register a region's provider list and invite each provider (audited)"
     )
-    unlock.add_argument("username", metavar="USERNAME")
-    unlock.set_defaults(run=_provider_unlock)
+    imports.add_argument("file", nargs="?", metavar="FILE.csv", help="README: Provider lists")
+    imports.add_argument("--region", help="the region the list's providers belong to")
+    imports.add_argument("--list", metavar="ID", help="a list a coördinator submitted instead")
+    imports.set_defaults(run=_provider_import)
+    listing = provider_cmds.add_parser("list", help="list and filter accounts")
+    listing.add_argument("--region")
+    listing.add_argument("--role", choices=ROLES)
+    listing.add_argument(
+        "--status", help="invited, active, locked, deactivated (--lists: submitted, registered)"
+    )
+    listing.add_argument("--search", help="part of a name or username")
+    listing.add_argument("--lists", action="store_true", help="submitted provider lists instead")
+    listing.set_defaults(run=_provider_list)
+    for name, method, text in (
+        ("unlock", "unlock", "end an account's lock and reset its failed logins (audited)"),
+        (
+            "reset",
+            "reset_provider",
+            "helpdesk reset: password and sessions end, a new activation link (audited)",
+        ),
+        (
+            "deactivate",
+            "deactivate_provider",
+            "no more logins; sessions and links end (audited)",
+        ),
+    ):
+        action = provider_cmds.add_parser(name, help=text)
+        action.add_argument("username", metavar="USERNAME")
+        action.set_defaults(run=_provider_action(method))
 
     retention = areas.add_parser("retention", help="removal of expired documents and clients")
     retention_cmds = retention.add_subparsers(dest="command", required=True)

@@ -121,6 +121,10 @@ class Ports:
         }
 
 
+#: gunicorn's access log line, without the query string, the referrer and the user agent
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(L)ss'
+
+
 @dataclass
 class Platform:
     """Processes this platform started, stopped in reverse order."""
@@ -296,6 +300,9 @@ class Platform:
             "30",
             "--access-logfile",
             "-",
+            # the path without its query: an activation link's token never reaches a log
+            "--access-logformat",
+            ACCESS_LOG_FORMAT,
             # its own control socket, not the one every gunicorn of this user shares
             "--control-socket",
             str(self.var / f"{name}.ctl"),

@@ -62,6 +62,21 @@ CALLS: dict[str, dict[str, tuple[str, ...]]] = {
             "authenticate",
             "logout",
             "change_password",
+            # the coördinator's and the beheerder's pages
+            "submit_provider_list",
+            "region_accounts",
+            "provider_lists",
+            "provider_list",
+            "register_provider_list",
+            "invite_provider",
+            "accounts",
+            "unlock",
+            "reset_provider",
+            "deactivate_provider",
+            # activation links, before anyone is logged in
+            "activation",
+            "send_activation_code",
+            "activate",
         ),
         "clients": ("search", "create", "declare_relationship"),
         "documents": ("begin_upload", "list", "begin_download", "delete"),
@@ -79,7 +94,19 @@ CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "clients": ("deletion_candidates", "delete_clients", "purge_searches"),
         "auth": ("purge_expired",),
     },
-    "cli": {"retention": ("sweep",), "auth": ("unlock",)},
+    "cli": {
+        "retention": ("sweep",),
+        "auth": (
+            "import_provider_list",
+            "provider_lists",
+            "register_provider_list",
+            "invite_provider",
+            "accounts",
+            "unlock",
+            "reset_provider",
+            "deactivate_provider",
+        ),
+    },
 }
 
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

@@ -66,6 +66,10 @@ DEFAULTS = {
     "OVERDRACHT_SMTP_PASSWORD": "",
     "OVERDRACHT_SMTP_STARTTLS": "true",
     "OVERDRACHT_SMTP_TIMEOUT_SECONDS": "10",
+    # the address providers open the platform at, for links in e-mail (empty: the gateway's
+    # own bind address, for development); an activation link is good this many hours
+    "OVERDRACHT_PUBLIC_URL": "",
+    "OVERDRACHT_ACTIVATION_HOURS": "72",
     "OVERDRACHT_SMS_CODE_TTL_SECONDS": "300",
     "OVERDRACHT_SMS_CODE_ATTEMPTS": "3",
     "OVERDRACHT_SMS_RESEND_SECONDS": "60",

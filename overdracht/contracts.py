@@ -37,6 +37,13 @@ PROVIDER_LOCKED = "provider.locked"
 PROVIDER_PASSWORD_RESET = "provider.password_reset"  # noqa: S105 - an event name
 PROVIDER_PASSWORD_CHANGED = "provider.password_changed"  # noqa: S105 - an event name
 PROVIDER_UNLOCKED = "provider.unlocked"
+#: an activation link went out by e-mail (detail: purpose invite or reset)
+PROVIDER_INVITED = "provider.invited"
+PROVIDER_ACTIVATED = "provider.activated"
+PROVIDER_DEACTIVATED = "provider.deactivated"
+#: a coördinator submitted her region's list; a beheerder registered it
+PROVIDER_LIST_SUBMITTED = "provider_list.submitted"
+PROVIDER_LIST_REGISTERED = "provider_list.registered"
 CLIENT_SEARCHED = "client.searched"
 CLIENT_CREATED = "client.created"
 CLIENT_DELETED = "client.deleted"
@@ -62,6 +69,11 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
         PROVIDER_PASSWORD_RESET,
         PROVIDER_PASSWORD_CHANGED,
         PROVIDER_UNLOCKED,
+        PROVIDER_INVITED,
+        PROVIDER_ACTIVATED,
+        PROVIDER_DEACTIVATED,
+        PROVIDER_LIST_SUBMITTED,
+        PROVIDER_LIST_REGISTERED,
     ),
     "clients": (
         CLIENT_SEARCHED,
@@ -329,6 +341,14 @@ class Conflict(OverdrachtError):
 
 
 @deserialize_to_instance
+class Gone(OverdrachtError):
+    """It was there but is no more: a used, expired or replaced activation link."""
+
+    code = "gone"
+    status = 410
+
+
+@deserialize_to_instance
 class TooLarge(OverdrachtError):
     code = "too_large"
     status = 413
@@ -387,6 +407,7 @@ def error_for_status(status: int) -> type[OverdrachtError]:
         Forbidden,
         NotFound,
         Conflict,
+        Gone,
         TooLarge,
         RateLimited,
         Unavailable,

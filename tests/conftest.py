@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from ops.platform import Platform
 from ops.sandbox import sandbox
 from overdracht.bus import component_uri, rabbitmqctl, uri_parts
-from tests.support import Harness
+from tests.support import Clock, Harness
 
 SETTINGS = {
     "OVERDRACHT_SEARCH_LIMIT_PER_HOUR": "1000",
@@ -35,6 +36,16 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 @pytest.fixture(scope="session")
 def harness(platform: Platform) -> Harness:
     return Harness(platform)
+
+
+@pytest.fixture
+def auth_clock(platform: Platform, harness: Harness) -> Iterator[Clock]:
+    """auth's clock, to move on in a test; put back after it."""
+    moved = Clock(Path(platform.env["OVERDRACHT_CLOCK_FILE"]), harness)
+    try:
+        yield moved
+    finally:
+        moved.reset()
 
 
 @pytest.fixture(scope="session")

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import email
+import email.policy
 import json
+import mailbox
 import random
 import re
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import requests
+import sqlalchemy as sa
 
 from ops.platform import Platform
-from overdracht import config
+from overdracht import clock, config
+from overdracht.db import make_engine
 
 PASSWORD = "een lang genoeg wachtwoord"
 
@@ -71,6 +78,33 @@ class Api(requests.Session):
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", 60)
         return super().request(method, self.base + url, *args, **kwargs)
+
+
+class Clock:
+    """auth's clock: shift() moves it on, reset() puts it back (and lets go of what aged)."""
+
+    def __init__(self, path: Path, harness: Harness) -> None:
+        self.path = path
+        self.harness = harness
+
+    def shift(self, **delta: float) -> None:
+        seconds = delta.get("seconds", 0) + 60 * (
+            delta.get("minutes", 0) + 60 * delta.get("hours", 0)
+        )
+        clock.shift(self.path, seconds)
+
+    def reset(self) -> None:
+        self.path.unlink(missing_ok=True)
+        # sessions idled out in the shifted time (and retention removed them): the
+        # harness's auditor logs in again when next needed
+        self.harness._auditor = None
+        # attempts counted in the shifted time would look like an hour's worth now
+        engine = make_engine(config.database_url("auth"), poolclass=sa.pool.NullPool)
+        try:
+            with engine.begin() as connection:
+                connection.execute(sa.text("DELETE FROM login_throttle"))
+        finally:
+            engine.dispose()
 
 
 class Harness:
@@ -130,6 +164,26 @@ class Harness:
                     return re.search(r"\b(\d{6})\b", mine[-1]["body"]).group(1)
             time.sleep(0.1)
         raise AssertionError(f"no SMS sent to {phone}")
+
+    def mail_to(self, address: str, after: int = 0) -> EmailMessage:
+        """The newest e-mail to this address in the Maildir outbox, the after-th on."""
+        outbox = Path(config.get("OVERDRACHT_MAIL_OUTBOX"))
+        for _ in range(50):
+            if outbox.exists():
+                box = mailbox.Maildir(outbox, factory=None, create=False)
+                mine = sorted((m for m in box if m["To"] == address), key=lambda m: m.get_date())[
+                    after:
+                ]
+                if mine:
+                    raw = mine[-1].as_bytes()
+                    return email.message_from_bytes(raw, policy=email.policy.default)
+            time.sleep(0.1)
+        raise AssertionError(f"no e-mail to {address}")
+
+    def activation_token(self, address: str) -> str:
+        """The token of the newest activation link mailed to this address."""
+        text = self.mail_to(address).get_content()
+        return re.search(r"/activeren\?token=([A-Za-z0-9_-]+)", text).group(1)
 
     def login(self, account: Account) -> Api:
         """Password, then the SMS code from the outbox; returns a session with the bearer token."""
@@ -232,3 +286,22 @@ class Harness:
             timeout=300,
             check=False,
         )
+
+
+@contextlib.contextmanager
+def restarted(platform, service: str, settings: dict[str, str]) -> Iterator[None]:
+    """Run service with these settings meanwhile; the ones it had before afterwards."""
+    saved = {name: platform.env.get(name) for name in settings}
+    platform.stop(service)
+    platform.env.update(settings)
+    try:
+        platform.start_again(service)
+        yield
+    finally:
+        platform.stop(service)
+        for name, value in saved.items():
+            if value is None:
+                platform.env.pop(name, None)
+            else:
+                platform.env[name] = value
+        platform.start_again(service)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
@@ -28,7 +31,7 @@ MAX_PASSWORD = 128
 
 hasher = PasswordHasher()
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_AGB = re.compile(r"[0-9]{8}")
 PHONE_MESSAGE = "Ongeldig mobiel nummer: een Nederlands 06-nummer (0612345678 of +31 6 ...)."
 
 
@@ -80,13 +83,30 @@ _REASONS = {
 }
 
 
+#: what of an account, besides its username, a password must not be made of
+CONTEXT_FIELDS = ("full_name", "email", "region", "profession", "organisation")
+
+
 def password_context(username: str, full_name: str, email: str, *more: str | None) -> list[str]:
-    """zxcvbn's user_inputs: the username, the name and its parts, the e-mail's local part."""
+    """zxcvbn's user_inputs: the username, the name and its parts, the e-mail's local part.
+
+    The name also as every run of its words written together (Anna de Vries: annadevries,
+    devries, annade), forwards and backwards: zxcvbn matches a whole user input only.
+    """
     local = email.split("@", 1)[0]
-    words = [username, full_name, full_name.replace(" ", ""), local, *_SITE_WORDS]
+    words = [username, full_name, local, *_SITE_WORDS]
     for text in (username, full_name, local, *(m for m in more if m)):
         words += _WORD.findall(text)
+    name = full_name.split()
+    for order in (name, name[::-1]):
+        words += [
+            "".join(order[i:j]) for i in range(len(order)) for j in range(i + 2, len(order) + 1)
+        ]
     return sorted({w.lower() for w in words if w})
+
+
+def provider_context(provider: Provider) -> list[str]:
+    return password_context(provider.username, *(getattr(provider, k) for k in CONTEXT_FIELDS))
 
 
 def check_password(password: str, context: list[str] | None = None) -> None:
@@ -141,47 +161,151 @@ def _dutch_list(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " en " + items[-1]
 
 
+def email_address(value: Any) -> str:
+    """A deliverable-looking address (email-validator's syntax check, no DNS), normalized."""
+    try:
+        return validate_email(str(value or "").strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise InvalidInput("Ongeldig e-mailadres.", "invalid_email") from None
+
+
+def profession_of(value: Any) -> str:
+    profession = str(value or "").strip().lower()
+    if profession not in PROFESSIONS:
+        raise InvalidInput(
+            f"Beroep moet een van {', '.join(PROFESSIONS)} zijn.", "invalid_profession"
+        )
+    return profession
+
+
+def organisation_of(value: Any) -> str | None:
+    organisation = normalized(value)
+    if len(organisation) > 200:
+        raise InvalidInput("Organisatie: hoogstens 200 tekens.", "invalid_organisation")
+    return organisation or None
+
+
+def agb_code(value: Any) -> str | None:
+    """Vektis' AGB code: 8 digits (its first two the kind of care), or none."""
+    code = re.sub(r"[\s.-]", "", str(value or ""))
+    if code and not _AGB.fullmatch(code):
+        raise InvalidInput("AGB-code: 8 cijfers.", "invalid_agb_code")
+    return code or None
+
+
+#: a care provider's fields as a region's list gives them, each with its check
+CARE_PROVIDER_CHECKS = {
+    "full_name": full_name,
+    "email": email_address,
+    "phone": mobile_phone,
+    "profession": profession_of,
+    "organisation": organisation_of,
+    "agb_code": agb_code,
+}
+
+
+def care_provider(data: dict[str, Any]) -> dict[str, Any]:
+    """Those fields checked and normalized; InvalidInput names every one that is wrong."""
+    fields, problems = {}, []
+    for name, check in CARE_PROVIDER_CHECKS.items():
+        try:
+            fields[name] = check(data.get(name))
+        except InvalidInput as exc:
+            problems.append(exc.message)
+    if problems:
+        raise InvalidInput(" ".join(problems), "invalid_provider")
+    return fields
+
+
+def account_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """Every field of an account but its username and password, checked and normalized."""
+    role = data.get("role")
+    if role not in ROLES:
+        raise InvalidInput(f"Rol moet een van {', '.join(ROLES)} zijn.", "invalid_role")
+    region = normalized(data.get("region"))
+    if not 1 <= len(region) <= 100:
+        raise InvalidInput("Regio ontbreekt.", "invalid_region")
+    fields = {
+        "full_name": full_name(data.get("full_name")),
+        "email": email_address(data.get("email")),
+        "phone": mobile_phone(data.get("phone")),
+        "region": region,
+        "role": role,
+        "profession": None,
+        "organisation": organisation_of(data.get("organisation")),
+        "agb_code": agb_code(data.get("agb_code")),
+    }
+    if role == ZORGVERLENER:
+        try:
+            fields["profession"] = profession_of(data.get("profession"))
+        except InvalidInput:
+            raise InvalidInput(
+                f"Een zorgverlener heeft een beroep: {', '.join(PROFESSIONS)}.",
+                "invalid_profession",
+            ) from None
+    return fields
+
+
+def free_username(session: Session, name: str) -> str:
+    """A username from her name: initials and surname (Anna de Vries: a.devries), numbered
+    when taken (a.devries2)."""
+    ascii_words = [
+        re.sub(r"[^a-z0-9]", "", unicodedata.normalize("NFKD", word).lower())
+        for word in name.split()
+    ]
+    words = [w for w in ascii_words if w] or ["zorgverlener"]
+    base = (words[0][0] + "." + "".join(words[1:]) if len(words) > 1 else words[0])[:60]
+    taken = set(
+        session.scalars(
+            sa.select(Provider.username).where(
+                Provider.username.like(base.replace("_", r"\_") + "%")
+            )
+        )
+    )
+    for number in itertools.count(1):
+        username = base if number == 1 else f"{base}{number}"
+        if username not in taken:
+            return username
+    raise AssertionError("unreachable")
+
+
 def register(
-    session: Session, data: dict[str, Any], actor: dict[str, Any]
+    session: Session,
+    data: dict[str, Any],
+    actor: dict[str, Any],
+    now: datetime | None = None,
+    *,
+    invited: bool = False,
 ) -> tuple[Provider, dict]:
-    """Validate and add a provider; return it with its provider.registered event."""
+    """Validate and add an account; return it with its provider.registered event.
+
+    With a password (`provider add`, for scripts) it is active at once; an invited one gets
+    its username from her name when none is given, and no password until she activates.
+    """
+    fields = account_fields(data)
     username = normalize_username(data.get("username"))
+    if invited and not username:
+        username = free_username(session, fields["full_name"])
     if not _USERNAME.match(username):
         raise InvalidInput(
             "Gebruikersnaam: 2-64 tekens, letters, cijfers, . _ of -.", "invalid_username"
         )
-    name = full_name(data.get("full_name"))
-    email = str(data.get("email") or "").strip()
-    if not _EMAIL.match(email):
-        raise InvalidInput("Ongeldig e-mailadres.", "invalid_email")
-    phone = mobile_phone(data.get("phone"))
-    region = str(data.get("region") or "").strip()
-    if not 1 <= len(region) <= 100:
-        raise InvalidInput("Regio ontbreekt.", "invalid_region")
-    role = data.get("role")
-    if role not in ROLES:
-        raise InvalidInput(f"Rol moet een van {', '.join(ROLES)} zijn.", "invalid_role")
-    profession = data.get("profession") or None
-    if role == ZORGVERLENER and profession not in PROFESSIONS:
-        raise InvalidInput(
-            f"Een zorgverlener heeft een beroep: {', '.join(PROFESSIONS)}.", "invalid_profession"
-        )
-    password = str(data.get("password") or "")
-    check_password(password, password_context(username, name, email, region, profession))
+    password_hash = None
+    if not invited:
+        password = str(data.get("password") or "")
+        context = password_context(username, *(fields[k] for k in CONTEXT_FIELDS))
+        check_password(password, context)
+        password_hash = hasher.hash(password)
     if session.scalar(sa.select(Provider.id).where(Provider.username == username)):
         raise Conflict("Deze gebruikersnaam is al in gebruik.", "username_taken")
-
+    now = now or datetime.now(UTC)
     provider = Provider(
         username=username,
-        full_name=name,
-        email=email,
-        phone=phone,
-        region=region,
-        role=role,
-        profession=profession,
-        password_hash=hasher.hash(password),
+        password_hash=password_hash,
         failed_logins=0,
-        created_at=datetime.now(UTC),
+        created_at=now,
+        activated_at=None if invited else now,
+        **fields,
     )
     session.add(provider)
     session.flush()
@@ -189,6 +313,11 @@ def register(
         PROVIDER_REGISTERED,
         actor=actor,
         object={"type": "provider", "id": str(provider.id), "username": username},
-        detail={"role": role, "region": region, "profession": profession},
+        detail={
+            "role": fields["role"],
+            "region": fields["region"],
+            "profession": fields["profession"],
+            "invited": invited,
+        },
     )
     return provider, event

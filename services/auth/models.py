@@ -1,4 +1,4 @@
-"""Auth's own tables: providers, pending SMS challenges and sessions."""
+"""Auth's own tables: accounts and their activation, provider lists, SMS challenges, sessions."""
 
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ class Provider(Base):
     region: Mapped[str] = mapped_column(sa.String(100))
     role: Mapped[str] = mapped_column(sa.String(20))
     profession: Mapped[str | None] = mapped_column(sa.String(50))
-    password_hash: Mapped[str] = mapped_column(sa.String(200))
+    organisation: Mapped[str | None] = mapped_column(sa.String(200))
+    agb_code: Mapped[str | None] = mapped_column(sa.String(8))
+    #: none until she has chosen one (an invited account), and again after a reset
+    password_hash: Mapped[str | None] = mapped_column(sa.String(200))
     #: consecutive failed passwords and codes; back to 0 on a login and when a lock begins
     failed_logins: Mapped[int] = mapped_column(default=0)
     #: when the latest lock began (kept after it ends, for the record)
@@ -39,9 +42,28 @@ class Provider(Base):
     #: locks since the last login (each lasts twice as long as the one before)
     lock_count: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    #: when she first chose her password (at once for an account made with one)
+    activated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    #: a deactivated account logs in no more and keeps no session; its row stays for the record
+    deactivated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
     def is_locked(self, now: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > now
+
+    def may_log_in(self, now: datetime) -> bool:
+        return (
+            self.password_hash is not None
+            and self.deactivated_at is None
+            and not self.is_locked(now)
+        )
+
+    def status(self, now: datetime) -> str:
+        """What the coördinator and the beheerder read: one of ACCOUNT_STATUSES."""
+        if self.deactivated_at is not None:
+            return "deactivated"
+        if self.is_locked(now):
+            return "locked"
+        return "active" if self.password_hash is not None else "invited"
 
     def profile(self) -> dict[str, str | None]:
         return {
@@ -53,6 +75,77 @@ class Provider(Base):
             "role": self.role,
             "profession": self.profession,
         }
+
+
+#: an account's status, as Provider.status tells it; "submitted" is a list row not yet registered
+ACCOUNT_STATUSES = ("submitted", "invited", "active", "locked", "deactivated")
+
+
+class Activation(Base):
+    """A one-time link that lets a provider choose her password, after an SMS code.
+
+    Made when she is registered (`invite`) or reset by the helpdesk (`reset`); a newer one
+    supersedes it. Only the token's hash is kept, like the code's.
+    """
+
+    __tablename__ = "activations"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("providers.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(sa.String(10))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    superseded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    code_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    code_sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    code_expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    code_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    codes_sent: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class ProviderList(Base):
+    """A region's list of care providers as its coördinator submitted it."""
+
+    __tablename__ = "provider_lists"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    region: Mapped[str] = mapped_column(sa.String(100), index=True)
+    filename: Mapped[str] = mapped_column(sa.String(200))
+    submitted_by: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("providers.id", ondelete="SET NULL")
+    )
+    submitted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    #: submitted, registered (every row that could be) or rejected
+    status: Mapped[str] = mapped_column(sa.String(12), default="submitted")
+    reviewed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class ProviderListRow(Base):
+    """One provider of a list, as valid as it was checked; registering links its account."""
+
+    __tablename__ = "provider_list_rows"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    list_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("provider_lists.id", ondelete="CASCADE"), index=True
+    )
+    #: the row's number as Excel shows it (the header is 1)
+    line: Mapped[int]
+    full_name: Mapped[str] = mapped_column(sa.String(200))
+    email: Mapped[str] = mapped_column(sa.String(254))
+    phone: Mapped[str] = mapped_column(sa.String(20))
+    profession: Mapped[str] = mapped_column(sa.String(50))
+    organisation: Mapped[str | None] = mapped_column(sa.String(200))
+    agb_code: Mapped[str | None] = mapped_column(sa.String(8))
+    provider_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("providers.id", ondelete="SET NULL")
+    )
+    #: why registering it failed the last time (in Dutch), if it did
+    problem: Mapped[str | None] = mapped_column(sa.String(300))
 
 
 class LoginChallenge(Base):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import math
@@ -23,28 +22,37 @@ from overdracht.contracts import (
     PROVIDER_LOGGED_OUT,
     PROVIDER_LOGIN_FAILED,
     PROVIDER_PASSWORD_CHANGED,
-    PROVIDER_UNLOCKED,
     InvalidInput,
-    NotFound,
     OverdrachtError,
     Principal,
     Throttled,
     Unauthenticated,
+    Unavailable,
     make_event,
     sign_principal,
 )
 from overdracht.db import Database
 from overdracht.entrypoints import rpc
-from overdracht.identity import GATEWAY, OPERATOR, Identity
+from overdracht.identity import GATEWAY, Identity
+from services.auth import onboarding
 from services.auth.accounts import (
     MAX_PASSWORD,
     check_password,
     hasher,
     normalize_username,
-    password_context,
+    provider_context,
 )
-from services.auth.delivery import SmsSender
+from services.auth.delivery import DeliveryFailed, MailSender, SmsSender
 from services.auth.models import LoginChallenge, LoginThrottle, Outbox, Provider, Session
+from services.auth.onboarding import (
+    actor_of,
+    digest,
+    masked_phone,
+    new_code,
+    provider_object,
+    sms_body,
+    too_soon,
+)
 
 MAX_USERNAME = 64
 #: the one answer for an unknown username, a wrong password and a locked account alike
@@ -59,10 +67,6 @@ HOUR = timedelta(hours=1)
 _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def _uuid(value: Any) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
@@ -72,11 +76,6 @@ def _uuid(value: Any) -> uuid.UUID:
 
 def _now() -> datetime:
     return clock.now()
-
-
-def masked_phone(phone: str) -> str:
-    """The number a code went to, as the page shows it: 06-****1234."""
-    return f"{phone[:2]}-****{phone[-4:]}"
 
 
 def _minutes(seconds: int) -> str:
@@ -111,11 +110,14 @@ def _throttle_message(wait: int) -> str:
     )
 
 
-class AuthService:
+# the module, not the class, is imported: `nameko run` would take any class with
+# entrypoints it finds here for a service of its own
+class AuthService(onboarding.Onboarding):
     name = "auth"
 
     db = Database("auth", Outbox)
     sms = SmsSender()
+    mail = MailSender()
     identity = Identity()
 
     # Only the gateway logs people in: each call carries a token signed with its own key.
@@ -146,28 +148,27 @@ class AuthService:
             )
             raise Unauthenticated(LOGIN_FAILED_MESSAGE, "login_failed")
         # the slow hash runs before any row is locked, so parallel attempts on a real
-        # account take no longer than on an unknown one; a locked account's too
+        # account take no longer than on an unknown one; a locked account's too, and an
+        # account without a password (invited, reset) is checked against the dummy
         with self.db.read() as session:
             known = session.scalar(sa.select(Provider).where(Provider.username == username))
-        ok = _verify_password(known.password_hash if known else _DUMMY_HASH, password)
+        ok = _verify_password((known and known.password_hash) or _DUMMY_HASH, password)
         now = _now()
         with self.db.transaction() as tx:
             provider = known and tx.session.get(Provider, known.id, with_for_update=True)
-            actor = _actor(provider, username)
-            if provider is None or not ok or provider.is_locked(now):
-                reason = "unknown_user" if provider is None else "wrong_password"
-                if provider is not None and provider.is_locked(now):
-                    reason = "locked"
+            actor = actor_of(provider, username)
+            if provider is None or not ok or not provider.may_log_in(now):
+                reason = _refusal_reason(provider, now)
                 tx.emit(_failed(actor, access_point, reason))
-                if provider is not None and reason == "wrong_password":
+                if reason == "wrong_password":
                     self._count_failure(tx, provider, access_point, now)
                 challenge = None
             else:
-                code = f"{secrets.randbelow(10**6):06d}"
+                code = new_code()
                 ttl = config.get_int("OVERDRACHT_SMS_CODE_TTL_SECONDS")
                 challenge = LoginChallenge(
                     provider_id=provider.id,
-                    code_hash=_digest(code),
+                    code_hash=digest(code),
                     created_at=now,
                     sent_at=now,
                     expires_at=now + timedelta(seconds=ttl),
@@ -178,7 +179,7 @@ class AuthService:
                 phone = provider.phone
         if challenge is None:
             raise Unauthenticated(LOGIN_FAILED_MESSAGE, "login_failed")
-        self.sms.send(phone, _sms_body(code))
+        self._send_code(challenge.id, phone, code)
         return {"challenge": str(challenge.id), "sent_to": masked_phone(phone)}
 
     @rpc
@@ -217,7 +218,6 @@ class AuthService:
         self.identity.caller(caller, GATEWAY)
         challenge_id = _uuid(challenge)
         now = _now()
-        cooldown = timedelta(seconds=config.get_int("OVERDRACHT_SMS_RESEND_SECONDS"))
         refusal: OverdrachtError | None = None
         with self.db.transaction() as tx:
             pending = tx.session.get(LoginChallenge, challenge_id, with_for_update=True)
@@ -228,25 +228,17 @@ class AuthService:
                 refusal = Unauthenticated(
                     "De code is al vaak opnieuw gestuurd. Log opnieuw in.", "code_failed"
                 )
-            elif (pending.sent_at or pending.created_at) + cooldown > now:
-                due = (pending.sent_at or pending.created_at) + cooldown
-                wait = math.ceil((due - now).total_seconds())
-                refusal = Throttled(
-                    f"U kunt over {wait} seconden een nieuwe code laten sturen.",
-                    "resend_too_soon",
-                    wait,
-                )
-            else:
-                code = f"{secrets.randbelow(10**6):06d}"
+            elif (refusal := too_soon(pending.sent_at or pending.created_at, now)) is None:
+                code = new_code()
                 ttl = config.get_int("OVERDRACHT_SMS_CODE_TTL_SECONDS")
-                pending.code_hash = _digest(code)
+                pending.code_hash = digest(code)
                 pending.sent_at = now
                 pending.resends += 1
                 pending.expires_at = now + timedelta(seconds=ttl)
                 phone = provider.phone
         if refusal is not None:
             raise refusal
-        self.sms.send(phone, _sms_body(code))
+        self._send_code(challenge_id, phone, code)
         return {"challenge": str(challenge_id), "sent_to": masked_phone(phone)}
 
     @rpc
@@ -286,13 +278,7 @@ class AuthService:
             tpool.execute(
                 check_password,
                 new_password,
-                password_context(
-                    provider.username,
-                    provider.full_name,
-                    provider.email,
-                    provider.region,
-                    provider.profession,
-                ),
+                provider_context(provider),
             )
             new_hash = tpool.execute(hasher.hash, new_password)
         with self.db.transaction() as tx:
@@ -319,7 +305,7 @@ class AuthService:
                         PROVIDER_PASSWORD_CHANGED,
                         actor=actor,
                         access_point=access_point,
-                        object=_object(provider),
+                        object=provider_object(provider),
                         detail={"sessions_ended": ended},
                     )
                 )
@@ -336,14 +322,14 @@ class AuthService:
         now = _now()
         with self.db.transaction() as tx:
             session = tx.session.scalar(
-                sa.select(Session).where(Session.token_hash == _digest(token))
+                sa.select(Session).where(Session.token_hash == digest(token))
             )
             if session is None or not _live(session, now):
                 raise Unauthenticated("Uw sessie is verlopen. Log opnieuw in.", "session_expired")
             # a lock stops guessing her password, not the session she already has: else
             # whoever knows her username could end it with ten wrong passwords
             provider = tx.session.get(Provider, session.provider_id)
-            if provider is None:
+            if provider is None or provider.deactivated_at is not None:
                 raise Unauthenticated("Uw sessie is beëindigd. Log opnieuw in.", "session_ended")
             session.last_seen_at = now
             principal = _principal(provider, session)
@@ -360,7 +346,7 @@ class AuthService:
             return
         with self.db.transaction() as tx:
             session = tx.session.scalar(
-                sa.select(Session).where(Session.token_hash == _digest(token))
+                sa.select(Session).where(Session.token_hash == digest(token))
             )
             if session is None or session.ended_at is not None:
                 return
@@ -401,33 +387,19 @@ class AuthService:
             ).rowcount
         return {"sessions": sessions, "login_challenges": challenges, "login_throttles": throttles}
 
-    # The operator's CLI: a call signed with the operator's key.
-
-    @rpc
-    def unlock(self, operator: str, username: str) -> dict:
-        """End an account's lock and start its count afresh (`overdracht provider unlock`)."""
-        self.identity.caller(operator, OPERATOR)
-        username = normalize_username(username)
-        now = _now()
-        with self.db.transaction() as tx:
-            provider = tx.session.scalar(
-                sa.select(Provider).where(Provider.username == username).with_for_update()
-            )
-            if provider is None:
-                raise NotFound("Er is geen account met deze gebruikersnaam.", "unknown_user")
-            was_locked = provider.is_locked(now)
-            provider.locked_until = None
-            provider.failed_logins = 0
-            provider.lock_count = 0
-            tx.emit(
-                make_event(
-                    PROVIDER_UNLOCKED,
-                    actor={"type": "operator", "via": "cli"},
-                    object=_object(provider),
-                    detail={"was_locked": was_locked},
+    def _send_code(self, challenge_id: uuid.UUID, phone: str, code: str) -> None:
+        """Send a challenge's code; if it cannot go, the challenge is spent: no login waits
+        on a code that never came."""
+        try:
+            self.sms.send(phone, sms_body(code))
+        except DeliveryFailed as exc:
+            with self.db.transaction() as tx:
+                tx.session.execute(
+                    sa.update(LoginChallenge)
+                    .where(LoginChallenge.id == challenge_id)
+                    .values(used_at=_now())
                 )
-            )
-        return {"username": username, "was_locked": was_locked}
+            raise Unavailable(exc.message, "sms_failed") from exc
 
     def _reserve_attempt(self, keys: list[tuple[str, int]]) -> None:
         """Count an attempt in every bucket before it is checked, or refuse it (Throttled).
@@ -461,11 +433,11 @@ class AuthService:
     ) -> tuple[str | None, Unauthenticated | None]:
         """Single use, time limited, a few attempts: a token, or why not."""
         now = _now()
-        actor = _actor(provider, provider.username)
+        actor = actor_of(provider)
         if not _usable(pending, provider, now):
             tx.emit(_failed(actor, access_point, "code_expired"))
             return None, Unauthenticated(CODE_FAILED_MESSAGE, "code_failed")
-        if not hmac.compare_digest(pending.code_hash, _digest(code)):
+        if not hmac.compare_digest(pending.code_hash, digest(code)):
             pending.attempts += 1
             tx.emit(_failed(actor, access_point, "wrong_code"))
             self._count_failure(tx, provider, access_point, now)
@@ -478,7 +450,7 @@ class AuthService:
         provider.lock_count = 0  # the next lock is the first again
         token = secrets.token_urlsafe(32)
         session = Session(
-            token_hash=_digest(token),
+            token_hash=digest(token),
             provider_id=provider.id,
             created_at=now,
             last_seen_at=now,
@@ -522,7 +494,7 @@ class AuthService:
                 PROVIDER_LOCKED,
                 actor={"type": "system"},
                 access_point=access_point,
-                object=_object(provider),
+                object=provider_object(provider),
                 detail={
                     "failed_logins": failures,
                     "minutes": minutes,
@@ -534,14 +506,25 @@ class AuthService:
 
 
 def _usable(pending: LoginChallenge, provider: Provider | None, now: datetime) -> bool:
-    """A challenge still takes a code: unused, unexpired, attempts left, account not locked."""
+    """A challenge still takes a code: unused, unexpired, attempts left, account usable."""
     return (
         provider is not None
         and pending.used_at is None
         and pending.expires_at > now
         and pending.attempts < config.get_int("OVERDRACHT_SMS_CODE_ATTEMPTS")
-        and not provider.is_locked(now)
+        and provider.may_log_in(now)
     )
+
+
+def _refusal_reason(provider: Provider | None, now: datetime) -> str:
+    """Why a login was refused, for the audit log only (the user reads the one answer)."""
+    if provider is None:
+        return "unknown_user"
+    if provider.deactivated_at is not None:
+        return "deactivated"
+    if provider.password_hash is None:
+        return "not_activated"
+    return "locked" if provider.is_locked(now) else "wrong_password"
 
 
 def _live(session: Session, now: datetime) -> bool:
@@ -568,32 +551,12 @@ def _give_back_attempt(tx, keys: list[tuple[str, int]], now: datetime) -> None:
         )
 
 
-def _sms_body(code: str) -> str:
-    return f"Uw Overdracht-code is {code}. Deel deze code met niemand."
-
-
-def _object(provider: Provider) -> dict:
-    return {"type": "provider", "id": str(provider.id), "username": provider.username}
-
-
 def _verify_password(password_hash: str, password: str) -> bool:
     # argon2 is deliberately slow: run it off the eventlet hub
     try:
         return bool(tpool.execute(hasher.verify, password_hash, password))
     except (VerificationError, InvalidHashError):
         return False
-
-
-def _actor(provider: Provider | None, username: str) -> dict:
-    if provider is None:
-        return {"type": "anonymous", "username": username}
-    return {
-        "type": "provider",
-        "id": str(provider.id),
-        "username": provider.username,
-        "role": provider.role,
-        "region": provider.region,
-    }
 
 
 def _failed(actor: dict, access_point: dict, reason: str) -> dict:

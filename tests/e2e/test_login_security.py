@@ -18,12 +18,10 @@ from pathlib import Path
 
 import pytest
 import requests
-import sqlalchemy as sa
 
 from ops.cli import add_provider
-from overdracht import clock, config
+from overdracht import config
 from overdracht.contracts import InvalidInput
-from overdracht.db import make_engine
 from tests.support import Account, Api, mobile
 
 SAME_ANSWER = {
@@ -85,40 +83,6 @@ def csrf(page: requests.Response) -> str:
 def sms_count(phone: str) -> int:
     outbox = Path(config.get("OVERDRACHT_SMS_OUTBOX"))
     return sum(json.loads(line)["to"] == phone for line in outbox.read_text().splitlines())
-
-
-class Clock:
-    """auth's clock: shift() moves it on, reset() puts it back (and lets go of what aged)."""
-
-    def __init__(self, path: Path, harness) -> None:
-        self.path = path
-        self.harness = harness
-
-    def shift(self, **delta: float) -> None:
-        seconds = delta.get("seconds", 0) + 60 * delta.get("minutes", 0)
-        clock.shift(self.path, seconds)
-
-    def reset(self) -> None:
-        self.path.unlink(missing_ok=True)
-        # sessions idled out in the shifted time (and retention removed them): the
-        # harness's auditor logs in again when next needed
-        self.harness._auditor = None
-        # attempts counted in the shifted time would look like an hour's worth now
-        engine = make_engine(config.database_url("auth"), poolclass=sa.pool.NullPool)
-        try:
-            with engine.begin() as connection:
-                connection.execute(sa.text("DELETE FROM login_throttle"))
-        finally:
-            engine.dispose()
-
-
-@pytest.fixture
-def auth_clock(platform, harness):
-    moved = Clock(Path(platform.env["OVERDRACHT_CLOCK_FILE"]), harness)
-    try:
-        yield moved
-    finally:
-        moved.reset()
 
 
 def account_with(harness, password: str, full_name: str = "Marieke Vermeulen") -> Account:

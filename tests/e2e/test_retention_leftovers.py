@@ -27,28 +27,9 @@ from services.auth.models import Session as LoginSession
 from services.clients.models import Search
 from services.documents.models import Ticket
 from services.documents.storage import BlobStore, make_client
-from tests.support import pdf
+from tests.support import pdf, restarted
 
 QUIET = {"OVERDRACHT_RETENTION_INTERVAL_SECONDS": "3600"}
-
-
-@contextlib.contextmanager
-def restarted(platform, service: str, settings: dict[str, str]) -> Iterator[None]:
-    """Run service with these settings meanwhile; the ones it had before afterwards."""
-    saved = {name: platform.env.get(name) for name in settings}
-    platform.stop(service)
-    platform.env.update(settings)
-    try:
-        platform.start_again(service)
-        yield
-    finally:
-        platform.stop(service)
-        for name, value in saved.items():
-            if value is None:
-                platform.env.pop(name, None)
-            else:
-                platform.env[name] = value
-        platform.start_again(service)
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,8 @@ import email.policy
 import json
 import logging
 import mailbox
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -31,6 +28,7 @@ from services.auth.delivery import (
     mail_from_config,
     sms_from_config,
 )
+from tests.servers import FakeCm, SmtpRecorder, free_port, run_in_thread
 
 TOKEN = "00000000-1111-2222-3333-444444444444"
 CODE_BODY = "Uw Overdracht-code is 314159. Deel deze code met niemand."
@@ -39,90 +37,13 @@ DUTCH_TEXT = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # --- a local CM.com ----------------------------------------------------------------------
-
-
-class FakeCm(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), CmHandler)
-        self.mode = "succeed"
-        self.failures_left = 0
-        self.requests: list[tuple[dict, dict]] = []
-        self.release = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1.0/message"
-
-
-class CmHandler(BaseHTTPRequestHandler):
-    server: FakeCm
-
-    def do_POST(self) -> None:
-        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append((payload, dict(self.headers)))
-        mode = self.server.mode
-        if mode == "hang":
-            self.server.release.wait(10)
-            return
-        if mode == "fail_then_succeed" and self.server.failures_left > 0:
-            self.server.failures_left -= 1
-            self._answer(503, None)
-        elif mode == "bad_request":
-            details = "No account found for the given authentication"
-            self._answer(400, {"details": details, "errorCode": 101, "messages": []})
-        elif mode == "rejected":
-            msg = payload["messages"]["msg"][0]
-            rejected = {
-                "to": msg["to"][0]["number"],
-                "status": "Rejected",
-                "reference": msg["reference"],
-                "parts": 0,
-                "messageDetails": f"Rejected: {msg['body']['content']}",
-                "messageErrorCode": 304,
-            }
-            self._answer(
-                200, {"details": "Created 0 message(s)", "errorCode": 201, "messages": [rejected]}
-            )
-        else:
-            msg = payload["messages"]["msg"][0]
-            accepted = {
-                "to": msg["to"][0]["number"],
-                "status": "Accepted",
-                "reference": msg["reference"],
-                "parts": 1,
-                "messageDetails": None,
-                "messageErrorCode": 0,
-            }
-            self._answer(
-                200, {"details": "Created 1 message(s)", "errorCode": 0, "messages": [accepted]}
-            )
-
-    def _answer(self, status: int, body: dict | None) -> None:
-        data = json.dumps(body).encode() if body is not None else b"Service Unavailable"
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json" if body else "text/plain")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
 def cm() -> Iterator[FakeCm]:
     server = FakeCm()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    run_in_thread(server)
     try:
         yield server
     finally:
@@ -190,7 +111,7 @@ def test_a_hanging_cm_fails_within_the_timeouts(cm):
 
 
 def test_a_closed_port_fails():
-    url = f"http://127.0.0.1:{_free_port()}/v1.0/message"
+    url = f"http://127.0.0.1:{free_port()}/v1.0/message"
     with pytest.raises(DeliveryFailed) as failed:
         _cm_sms(url, timeout=1).send("0612345678", CODE_BODY)
     assert "314159" not in str(failed.value) and "314159" not in failed.value.reason
@@ -213,32 +134,16 @@ def test_outbox_sms_appends_one_private_line_per_message(tmp_path):
 # --- a local SMTP server -----------------------------------------------------------------
 
 
-class Handler:
-    """Answers DATA from a script (e.g. "451 …" once), then accepts."""
-
-    def __init__(self, answers: list[str] | None = None) -> None:
-        self.answers = list(answers or [])
-        self.tries = 0
-        self.received: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.tries += 1
-        if self.answers:
-            return self.answers.pop(0)
-        self.received.append((envelope.mail_from, envelope.rcpt_tos, envelope.content))
-        return "250 OK"
-
-
 def _authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
     ok = auth_data.login == b"overdracht" and auth_data.password == b"smtp-secret"
     return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[tuple[Handler, int, dict]]:
+def smtp_server() -> Iterator[tuple[SmtpRecorder, int, dict]]:
     """A started aiosmtpd on a free port; the handler's answers can be set before sending."""
-    handler = Handler()
-    port = _free_port()
+    handler = SmtpRecorder()
+    port = free_port()
     options: dict = {}
     controllers: list[Controller] = []
 

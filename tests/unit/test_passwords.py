@@ -73,6 +73,17 @@ def test_her_own_name_username_or_mail_is_guessable(password):
     assert "uw naam, gebruikersnaam of e-mailadres" in refused.value.message
 
 
+@pytest.mark.parametrize("password", ["sannedesmet12", "desmetsanne!!", "SanneDeSmet2026"])
+def test_her_name_with_its_words_run_together_is_guessable(password):
+    context = accounts.password_context(
+        "s.desmet", "Sanne de Smet 40ac", "sanne@vsv-test.nl", "VSV Zeeland"
+    )
+    with pytest.raises(InvalidInput) as refused:
+        accounts.check_password(password, context)
+
+    assert "uw naam, gebruikersnaam of e-mailadres" in refused.value.message
+
+
 @pytest.mark.parametrize("length", [0, 11, 129, 1000])
 def test_length_is_12_to_128(length):
     with pytest.raises(InvalidInput) as refused:

@@ -1,0 +1,299 @@
+"""The pages of onboarding: activation links, the coördinator's region, the beheerder's desk.
+
+Thin like the other pages: auth decides who may do what and audits it; these pages only
+show the result in Dutch, each error beside what it is about.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from gateway.api import ACCOUNT_ACTIONS, csv_text
+from gateway.errors import with_retry_after
+from gateway.session import (
+    access_point,
+    caller_token,
+    csrf_ok,
+    current,
+    principal,
+    services,
+)
+from overdracht.contracts import (
+    BEHEERDER,
+    COORDINATOR,
+    ROLES,
+    Conflict,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    NotFound,
+    Throttled,
+    Unavailable,
+)
+
+bp = Blueprint("onboarding", __name__)
+
+STATUS_LABELS = {
+    "submitted": "Aangemeld",
+    "invited": "Uitgenodigd",
+    "active": "Actief",
+    "locked": "Geblokkeerd",
+    "deactivated": "Gedeactiveerd",
+    "registered": "Geregistreerd",
+}
+ACTION_LABELS = {
+    "unlock": ("Ontgrendelen", "Het account van {name} is ontgrendeld."),
+    "reset": (
+        "Resetten",
+        "{name} krijgt een nieuwe activeringslink per e-mail; haar wachtwoord en sessies "
+        "zijn beëindigd.",
+    ),
+    "deactivate": ("Deactiveren", "Het account van {name} is gedeactiveerd."),
+}
+#: the fields of the invite form, and where auth's error codes belong
+INVITE_FIELDS = ("full_name", "email", "phone", "region", "role", "profession", "organisation")
+INVITE_ERRORS = {
+    "invalid_full_name": "full_name",
+    "invalid_email": "email",
+    "invalid_phone": "phone",
+    "invalid_region": "region",
+    "invalid_role": "role",
+    "invalid_profession": "profession",
+    "invalid_organisation": "organisation",
+    "invalid_agb_code": "agb_code",
+    "username_taken": "full_name",
+}
+ACTIVATION_ERRORS = {
+    "wrong_code": "code",
+    "code_failed": "code",
+    "invalid_password": "password",
+    "weak_password": "password",
+}
+
+
+@bp.app_context_processor
+def labels() -> dict[str, Any]:
+    return {"status_labels": STATUS_LABELS, "action_labels": ACTION_LABELS}
+
+
+@bp.before_request
+def check_csrf():
+    if request.method == "POST" and not csrf_ok(request.form.get("csrf")):
+        abort(400)
+
+
+# --- activation: whoever holds the link --------------------------------------------------
+
+
+@bp.get("/activeren")
+def activation():
+    """The link from the e-mail: its token moves into the session, out of the address bar."""
+    token = request.args.get("token")
+    if token:
+        session["activation"] = token
+        return redirect(url_for("onboarding.activation"))
+    return _activation_page({})
+
+
+@bp.post("/activeren/code")
+def activation_code():
+    token = session.get("activation")
+    if not token:
+        return redirect(url_for("onboarding.activation"))
+    try:
+        with services() as rpc:
+            result = rpc.auth.send_activation_code(
+                caller_token("auth.send_activation_code"), token, access_point()
+            )
+    except Gone as exc:
+        return _link_gone(exc)
+    except Throttled as exc:
+        return with_retry_after((_activation_page({"send": exc.message}), 429), exc)
+    except Unavailable as exc:
+        return _activation_page({"send": exc.message}), 503
+    flash(f"Er is een code gestuurd naar {result['sent_to']}.", "info")
+    return redirect(url_for("onboarding.activation"))
+
+
+@bp.post("/activeren")
+def activate():
+    token = session.get("activation")
+    if not token:
+        return redirect(url_for("onboarding.activation"))
+    password = request.form.get("password", "")
+    if password != request.form.get("password_repeat", ""):
+        errors = {"password_repeat": "De twee wachtwoorden zijn niet gelijk."}
+        return _activation_page(errors), 422
+    try:
+        with services() as rpc:
+            rpc.auth.activate(
+                caller_token("auth.activate"),
+                token,
+                request.form.get("code", ""),
+                password,
+                access_point(),
+            )
+    except Gone as exc:
+        return _link_gone(exc)
+    except InvalidInput as exc:
+        return _activation_page({ACTIVATION_ERRORS.get(exc.code, "password"): exc.message}), 422
+    session.pop("activation", None)
+    flash("Uw account is geactiveerd. Log in met uw gebruikersnaam en nieuwe wachtwoord.", "info")
+    return redirect(url_for("pages.login"))
+
+
+def _activation_page(errors: dict[str, str]):
+    token = session.get("activation")
+    if not token:
+        return render_template(
+            "error.html", status=404, message="Open de link uit uw e-mail om te activeren."
+        ), 404
+    try:
+        with services() as rpc:
+            link = rpc.auth.activation(caller_token("auth.activation"), token)
+    except Gone as exc:
+        return _link_gone(exc)
+    return render_template("activate.html", link=link, errors=errors)
+
+
+def _link_gone(exc: Gone):
+    session.pop("activation", None)
+    return render_template("error.html", status=410, message=exc.message), 410
+
+
+# --- the coördinator: her region's list ------------------------------------------------
+
+
+@bp.route("/regio", methods=["GET", "POST"])
+def region():
+    me = _role(COORDINATOR)
+    result = None
+    status = 200
+    if request.method == "POST":
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            result = {"problem": "Kies het CSV-bestand met de lijst."}
+            status = 422
+        else:
+            try:
+                text = csv_text(upload.read())
+                with services() as rpc:
+                    result = rpc.auth.submit_provider_list(
+                        principal(), upload.filename, text, access_point()
+                    )
+            except InvalidInput as exc:
+                result, status = {"problem": exc.message}, 422
+            else:
+                status = 201 if result["list_id"] else 422
+    with services() as rpc:
+        accounts = rpc.auth.region_accounts(principal())
+    return render_template("region.html", me=me, result=result, **accounts), status
+
+
+# --- the beheerder ---------------------------------------------------------------------
+
+
+@bp.get("/beheer")
+def accounts():
+    me = _role(BEHEERDER)
+    filters = {k: request.args.get(k, "").strip() for k in ("region", "role", "status", "q")}
+    try:
+        with services() as rpc:
+            found = rpc.auth.accounts(principal(), {k: v for k, v in filters.items() if v})
+    except InvalidInput as exc:
+        flash(exc.message, "error")
+        found = {"accounts": []}
+    return render_template("accounts.html", me=me, filters=filters, roles=ROLES, **found)
+
+
+@bp.post("/beheer/accounts/<username>/<action>")
+def account_action(username: str, action: str):
+    _role(BEHEERDER)
+    if action not in ACTION_LABELS:
+        abort(404)
+    try:
+        with services() as rpc:
+            getattr(rpc.auth, ACCOUNT_ACTIONS[action])(principal(), username, access_point())
+    except (Forbidden, NotFound, Conflict, Unavailable) as exc:
+        flash(exc.message, "error")
+    else:
+        name = request.form.get("name") or username
+        flash(ACTION_LABELS[action][1].format(name=name), "info")
+    return redirect(url_for("onboarding.accounts"))
+
+
+@bp.route("/beheer/nieuw", methods=["GET", "POST"])
+def invite():
+    me = _role(BEHEERDER)
+    form = request.form if request.method == "POST" else {}
+    if request.method == "POST":
+        data = {k: form.get(k, "").strip() for k in (*INVITE_FIELDS, "agb_code")}
+        try:
+            with services() as rpc:
+                created = rpc.auth.invite_provider(principal(), data, access_point())
+        except (InvalidInput, Conflict, Forbidden) as exc:
+            errors = {INVITE_ERRORS.get(exc.code, "form"): exc.message}
+            return render_template("invite.html", me=me, form=form, errors=errors), 422
+        except Unavailable as exc:
+            errors = {"form": exc.message}
+            return render_template("invite.html", me=me, form=form, errors=errors), 503
+        flash(
+            f"{data['full_name']} is geregistreerd als {created['username']} en krijgt een "
+            "activeringslink per e-mail.",
+            "info",
+        )
+        return redirect(url_for("onboarding.accounts"))
+    return render_template("invite.html", me=me, form=form, errors={})
+
+
+@bp.get("/beheer/lijsten")
+def lists():
+    me = _role(BEHEERDER)
+    with services() as rpc:
+        found = rpc.auth.provider_lists(principal(), request.args.get("status") or None)
+    return render_template("lists.html", me=me, **found)
+
+
+@bp.get("/beheer/lijsten/<list_id>")
+def provider_list(list_id: str):
+    me = _role(BEHEERDER)
+    try:
+        with services() as rpc:
+            found = rpc.auth.provider_list(principal(), list_id)
+    except NotFound as exc:
+        return render_template("error.html", me=me, status=404, message=exc.message), 404
+    return render_template("list.html", me=me, list=found)
+
+
+@bp.post("/beheer/lijsten/<list_id>/registreren")
+def register_list(list_id: str):
+    _role(BEHEERDER)
+    try:
+        with services() as rpc:
+            result = rpc.auth.register_provider_list(principal(), list_id, access_point())
+    except NotFound as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("onboarding.lists"))
+    registered, failed = len(result["registered"]), len(result["failed"])
+    flash(f"{registered} zorgverlener(s) geregistreerd en uitgenodigd.", "info")
+    if failed:
+        flash(f"{failed} regel(s) niet gelukt; zie de reden bij elke regel.", "error")
+    return redirect(url_for("onboarding.provider_list", list_id=list_id))
+
+
+def _role(role: str) -> dict[str, Any]:
+    me = current()["profile"]
+    if me["role"] != role:
+        raise Forbidden("Deze pagina is niet voor uw rol.", "role")
+    return me

@@ -1,0 +1,107 @@
+"""A region goes live through the pages, in Chromium.
+
+The coördinator uploads her region's list from Excel (one row wrong), the beheerder
+reviews and registers it, and a provider on it opens the activation link from her e-mail
+(the Maildir outbox), confirms the SMS code, chooses her password and logs in.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from playwright.sync_api import Page, expect
+
+from tests.support import Account, Harness, mobile
+
+PASSWORD = "zeeuwse klei en blauwe reigers"
+
+
+def log_in(page: Page, harness: Harness, account: Account) -> None:
+    page.goto(harness.url + "/inloggen")
+    page.get_by_label("Gebruikersnaam").fill(account.username)
+    page.get_by_label("Wachtwoord").fill(account.password)
+    page.get_by_role("button", name="Volgende").click()
+    page.get_by_label("Code uit de sms").fill(harness.sms_code(account.phone))
+    page.get_by_role("button", name="Inloggen").click()
+    expect(page.get_by_role("heading", name=f"Welkom, {account.full_name}")).to_be_visible()
+
+
+def log_out(page: Page) -> None:
+    page.get_by_role("button", name="Uitloggen").click()
+    expect(page.get_by_role("heading", name="Inloggen")).to_be_visible()
+
+
+def test_coordinator_list_to_beheerder_to_an_activated_provider(browser, harness, tmp_path):
+    region = f"VSV Zeeland {uuid.uuid4().hex[:4]}"
+    coordinator = harness.account(role="coordinator", region=region)
+    beheerder = harness.account(role="beheerder", region="Landelijk")
+    name = f"Sanne de Smet {uuid.uuid4().hex[:4]}"
+    email = f"sanne-{uuid.uuid4().hex[:8]}@vsv-test.nl"
+    phone = mobile()
+    listing = tmp_path / "zorgverleners.csv"
+    listing.write_bytes(
+        (
+            "\ufeffNaam;E-mail;Mobiel;Beroep;Organisatie;AGB-code\r\n"
+            f"{name};{email};{phone};Verloskundige;Verloskundigen Walcheren;01234567\r\n"
+            "Tineke Tol;tineke@;0612;verloskundige;;\r\n"
+        ).encode()
+    )
+    page = browser.new_page()
+
+    # the coördinator submits the list; the wrong row is named by its line in Excel
+    log_in(page, harness, coordinator)
+    page.get_by_role("navigation").get_by_role("link", name="Regio").click()
+    page.get_by_label("CSV-bestand").set_input_files(str(listing))
+    page.get_by_role("button", name="Lijst aanmelden").click()
+    expect(page.get_by_role("status").filter(has_text="aangemeld")).to_contain_text(
+        "1 zorgverlener(s) aangemeld, 1 regel(s) niet overgenomen"
+    )
+    errors = page.locator("#list-errors")
+    expect(errors.get_by_role("row").nth(1)).to_contain_text("3")
+    expect(errors).to_contain_text("Ongeldig e-mailadres")
+    expect(page.locator("#region-accounts")).to_contain_text(name)
+    expect(page.locator("#region-accounts")).to_contain_text("Aangemeld")
+    expect(page.locator("#region-accounts")).not_to_contain_text("Tineke")
+    log_out(page)
+
+    # the beheerder reviews it and registers it in one step
+    log_in(page, harness, beheerder)
+    page.get_by_role("navigation").get_by_role("link", name="Lijsten").click()
+    page.get_by_role("row").filter(has_text=region).get_by_role("link").click()
+    expect(page.locator("#list-rows")).to_contain_text(name)
+    page.get_by_role("button", name="Alle 1 registreren").click()
+    expect(page.get_by_role("status").first).to_contain_text("1 zorgverlener(s) geregistreerd")
+    expect(page.locator("#list-rows")).to_contain_text("Uitgenodigd")
+    log_out(page)
+
+    # she opens the link in her e-mail, gets a code and chooses her password
+    mail = harness.mail_to(email).get_content()
+    link = re.search(r"http://\S+/activeren\?token=\S+", mail).group(0)
+    username = re.search(r"Uw gebruikersnaam: (\S+)", mail).group(1)
+    page.goto(link)
+    expect(page).to_have_url(re.compile(r"/activeren$"))  # the token left the address bar
+    expect(page.locator("#activation-username")).to_have_text(username)
+    page.get_by_role("button", name="Stuur mij een code").click()
+    expect(page.get_by_role("status").first).to_contain_text(f"06-****{phone[-4:]}")
+    page.get_by_label("Code uit de sms").fill(harness.sms_code(phone))
+    # long enough for the browser's own check, but guessable: auth refuses it
+    page.get_by_label("Kies een wachtwoord").fill("password1234")
+    page.get_by_label("Herhaal het wachtwoord").fill("password1234")
+    page.get_by_role("button", name="Account activeren").click()
+    password_field = page.get_by_label("Kies een wachtwoord")
+    expect(password_field).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#password-error")).to_contain_text("te makkelijk te raden")
+    page.get_by_label("Code uit de sms").fill(harness.sms_code(phone))
+    password_field.fill(PASSWORD)
+    page.get_by_label("Herhaal het wachtwoord").fill(PASSWORD)
+    page.get_by_role("button", name="Account activeren").click()
+    expect(page.get_by_role("status").first).to_contain_text("Uw account is geactiveerd")
+
+    account = Account(username, PASSWORD, phone, "zorgverlener", region, name, email)
+    log_in(page, harness, account)
+    expect(page.get_by_role("navigation").get_by_role("link", name="Zoek cliënt")).to_be_visible()
+
+    # the link works once
+    page.goto(link)
+    expect(page.get_by_role("alert")).to_contain_text("al gebruikt")

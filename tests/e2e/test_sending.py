@@ -1,0 +1,193 @@
+"""auth sending for real: SMS through CM.com's API, e-mail through SMTP, and their failures.
+
+auth runs, for this module, against a local server that plays CM.com and a real SMTP
+server (aiosmtpd). When either refuses or is away, the user reads a Dutch message and
+nothing half-made is left: no account without its invitation, no reset that only took her
+password, no login waiting on a code that never went.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.servers import FakeCm, SmtpRecorder, free_port, run_in_thread
+from tests.support import mobile, restarted
+
+
+class Smtp:
+    """aiosmtpd on a fixed port, to stop and start again."""
+
+    def __init__(self) -> None:
+        self.recorder = SmtpRecorder()
+        self.port = free_port()
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def mails_to(self, address: str) -> list[email.message.EmailMessage]:
+        return [
+            email.message_from_bytes(content, policy=email.policy.default)
+            for _, to, content in self.recorder.received
+            if address in to
+        ]
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[Smtp]:
+    server = Smtp()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def cm() -> Iterator[FakeCm]:
+    server = FakeCm()
+    run_in_thread(server)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def sending(platform, smtp, cm) -> Iterator[None]:
+    settings = {
+        "OVERDRACHT_MAIL_PROVIDER": "smtp",
+        "OVERDRACHT_SMTP_HOST": "127.0.0.1",
+        "OVERDRACHT_SMTP_PORT": str(smtp.port),
+        "OVERDRACHT_SMTP_STARTTLS": "false",
+        "OVERDRACHT_SMTP_TIMEOUT_SECONDS": "3",
+        "OVERDRACHT_SMS_PROVIDER": "cm",
+        "OVERDRACHT_SMS_CM_URL": cm.url,
+        "OVERDRACHT_SMS_CM_PRODUCT_TOKEN": "test-product-token",
+        "OVERDRACHT_SMS_TIMEOUT_SECONDS": "2",
+        "OVERDRACHT_SMS_RETRIES": "1",
+    }
+    with restarted(platform, "auth", settings):
+        yield
+
+
+@pytest.fixture(scope="module")
+def beheerder(harness, sending, cm):
+    account = harness.account(role="beheerder", region="Landelijk")
+    return login_through_cm(harness, cm, account)
+
+
+def login_through_cm(harness, cm, account):
+    api = harness.anonymous()
+    started = api.post("/login", json={"username": account.username, "password": account.password})
+    assert started.status_code == 200, started.text
+    code = code_sent_to(cm, account.phone)
+    verified = api.post(
+        "/login/verify", json={"challenge": started.json()["challenge"], "code": code}
+    )
+    assert verified.status_code == 200, verified.text
+    api.headers["Authorization"] = f"Bearer {verified.json()['token']}"
+    api.cookies.clear()
+    return api
+
+
+def code_sent_to(cm, phone: str) -> str:
+    number = "0031" + phone[1:]
+    bodies = [
+        payload["messages"]["msg"][0]["body"]["content"]
+        for payload, _ in cm.requests
+        if payload["messages"]["msg"][0]["to"] == [{"number": number}]
+    ]
+    assert bodies, f"no SMS to {phone}"
+    return re.search(r"\b(\d{6})\b", bodies[-1]).group(1)
+
+
+def new_provider(**overrides) -> dict:
+    return {
+        "full_name": f"Petra Pauwels {uuid.uuid4().hex[:4]}",
+        "email": f"petra-{uuid.uuid4().hex[:8]}@vsv-test.nl",
+        "phone": mobile(),
+        "region": "VSV Verzending",
+        "role": "zorgverlener",
+        "profession": "verloskundige",
+        **overrides,
+    }
+
+
+def test_the_invitation_goes_by_smtp_and_the_code_through_cm(harness, beheerder, smtp, cm):
+    data = new_provider()
+    invited = beheerder.post("/accounts", json=data)
+    assert invited.status_code == 201, invited.text
+    [mail] = smtp.mails_to(data["email"])
+    token = re.search(r"/activeren\?token=([A-Za-z0-9_-]+)", mail.get_content()).group(1)
+    assert harness.anonymous().post("/activation/code", json={"token": token}).status_code == 200
+    assert re.fullmatch(r"\d{6}", code_sent_to(cm, data["phone"]))
+
+
+def test_no_smtp_server_no_account_and_no_reset(harness, beheerder, smtp):
+    data = new_provider()
+    account = harness.account()
+    smtp.stop()
+    try:
+        refused = beheerder.post("/accounts", json=data)
+        reset = beheerder.post(f"/accounts/{account.username}/reset")
+    finally:
+        smtp.start()
+    for response in (refused, reset):
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "mail_failed"
+        assert "niet worden verstuurd" in response.json()["error"]["message"]
+    found = beheerder.get("/accounts", params={"q": data["full_name"]}).json()["accounts"]
+    assert found == []
+    # her password and her account are as they were
+    still = beheerder.get("/accounts", params={"q": account.username}).json()["accounts"]
+    assert [a["status"] for a in still] == ["active"]
+    assert smtp.mails_to(data["email"]) == [] and smtp.mails_to(account.email) == []
+
+
+def test_no_sms_no_login_waiting_on_a_code(harness, beheerder, cm):
+    account = harness.account()
+    api = harness.anonymous()
+    cm.mode = "bad_request"
+    try:
+        refused = api.post(
+            "/login", json={"username": account.username, "password": account.password}
+        )
+    finally:
+        cm.mode = "succeed"
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "sms_failed"
+    assert "sms" in refused.json()["error"]["message"]
+    # and once CM takes messages again she logs in as usual
+    assert login_through_cm(harness, cm, account).get("/me").status_code == 200
+
+
+def test_a_failed_resend_spends_the_challenge(harness, sending, cm, auth_clock):
+    account = harness.account()
+    api = harness.anonymous()
+    started = api.post("/login", json={"username": account.username, "password": account.password})
+    challenge = started.json()["challenge"]
+    first = code_sent_to(cm, account.phone)
+    auth_clock.shift(seconds=61)
+    cm.mode = "bad_request"
+    try:
+        resend = api.post("/login/resend", json={"challenge": challenge})
+    finally:
+        cm.mode = "succeed"
+    assert resend.status_code == 503
+    verify = api.post("/login/verify", json={"challenge": challenge, "code": first})
+    assert verify.status_code == 401 and verify.json()["error"]["code"] == "code_failed"
