@@ -93,7 +93,7 @@ def login():
             data.get("password"),
             access_point(),
         )
-    return jsonify(challenge=result["challenge"], sent_to=result["sent_to"])
+    return jsonify(result)
 
 
 @bp.post("/login/resend")
@@ -103,7 +103,7 @@ def login_resend():
         result = rpc.auth.resend_code(
             caller_token("auth.resend_code"), data.get("challenge"), access_point()
         )
-    return jsonify(challenge=result["challenge"], sent_to=result["sent_to"])
+    return jsonify(result)
 
 
 @bp.post("/login/verify")
@@ -137,6 +137,38 @@ def change_password():
             access_point(),
         )
     return Response(status=204)
+
+
+@bp.post("/me/totp")
+def totp_setup():
+    """A secret for her authenticator app (the same until confirmed), as text and URI."""
+    with services() as rpc:
+        result = rpc.auth.totp_setup(principal())
+    return jsonify(secret=result["secret"], uri=result["uri"])
+
+
+@bp.post("/me/totp/confirm")
+def totp_confirm():
+    data = body()
+    with services() as rpc:
+        result = rpc.auth.totp_confirm(principal(), data.get("code"), access_point())
+    return jsonify(result)
+
+
+@bp.get("/second-factor")
+def second_factor_policy():
+    with services() as rpc:
+        return jsonify(rpc.auth.second_factor_policy(principal()))
+
+
+@bp.post("/second-factor")
+def set_second_factor_policy():
+    data = body()
+    with services() as rpc:
+        result = rpc.auth.set_second_factor_policy(
+            principal(), data.get("role"), data.get("totp_required"), access_point()
+        )
+    return jsonify(result)
 
 
 @bp.post("/activation")

@@ -21,6 +21,7 @@ from flask import (
 
 from gateway.api import ACCOUNT_ACTIONS, csv_text
 from gateway.errors import with_retry_after
+from gateway.pages import ROLE_LABELS
 from gateway.session import (
     access_point,
     caller_token,
@@ -28,6 +29,7 @@ from gateway.session import (
     current,
     principal,
     services,
+    session_token,
 )
 from overdracht.contracts import (
     BEHEERDER,
@@ -39,6 +41,7 @@ from overdracht.contracts import (
     InvalidInput,
     NotFound,
     Throttled,
+    Unauthenticated,
     Unavailable,
 )
 
@@ -91,6 +94,96 @@ def labels() -> dict[str, Any]:
 def check_csrf():
     if request.method == "POST" and not csrf_ok(request.form.get("csrf")):
         abort(400)
+
+
+#: pages for anyone, and what a session that must set up the authenticator app first
+#: may still open besides them
+PUBLIC_PAGES = {
+    "pages.healthz",
+    "pages.index",
+    "pages.login",
+    "pages.login_code",
+    "pages.login_code_again",
+    "onboarding.activation",
+    "onboarding.activation_code",
+    "onboarding.activate",
+}
+WHILE_ENROLLING = {"onboarding.authenticator", "pages.logout", "pages.overview"}
+
+
+@bp.before_app_request
+def authenticator_first():
+    """Her role requires the app and she has none: she sets it up before anything else.
+
+    Only the pages need this: the services already refuse her principal everything else.
+    """
+    endpoint = request.endpoint or ""
+    if (
+        not endpoint.startswith(("pages.", "onboarding."))
+        or endpoint in PUBLIC_PAGES | WHILE_ENROLLING
+        or session_token() is None
+    ):
+        return None
+    try:
+        profile = current()["profile"]
+    except Unauthenticated:
+        return None  # the page itself sends her to log in
+    if profile.get("must_enrol_totp"):
+        return redirect(url_for("onboarding.authenticator"))
+    return None
+
+
+# --- the authenticator app -------------------------------------------------------------
+
+
+@bp.route("/authenticator", methods=["GET", "POST"])
+def authenticator():
+    """Set up the app: scan the QR code, type one code; the recovery codes, shown once."""
+    me = current()["profile"]
+    if me["second_factor"] == "totp":
+        flash("Uw authenticator-app is al ingesteld.", "info")
+        return redirect(url_for("pages.overview"))
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        try:
+            with services() as rpc:
+                result = rpc.auth.totp_confirm(
+                    principal(), request.form.get("code", ""), access_point()
+                )
+        except InvalidInput as exc:
+            errors, status = {"code": exc.message}, 422
+        else:
+            return render_template("recovery_codes.html", me=me, codes=result["recovery_codes"])
+    with services() as rpc:
+        setup = rpc.auth.totp_setup(principal())
+    page = render_template("authenticator.html", me=me, setup=setup, errors=errors)
+    return page, status
+
+
+@bp.route("/beheer/tweestaps", methods=["GET", "POST"])
+def second_factor_policy():
+    """Which roles must use the authenticator app."""
+    me = _role(BEHEERDER)
+    if request.method == "POST":
+        role = request.form.get("role", "")
+        required = request.form.get("totp_required") == "ja"
+        try:
+            with services() as rpc:
+                rpc.auth.set_second_factor_policy(principal(), role, required, access_point())
+        except InvalidInput as exc:
+            flash(exc.message, "error")
+            return redirect(url_for("onboarding.second_factor_policy"))
+        label = ROLE_LABELS.get(role, role)
+        flash(
+            f"De authenticator-app is {'nu verplicht' if required else 'niet meer verplicht'} "
+            f"voor de rol {label}.",
+            "info",
+        )
+        return redirect(url_for("onboarding.second_factor_policy"))
+    with services() as rpc:
+        policy = rpc.auth.second_factor_policy(principal())
+    return render_template("second_factor.html", me=me, **policy)
 
 
 # --- activation: whoever holds the link --------------------------------------------------

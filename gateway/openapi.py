@@ -86,6 +86,43 @@ def _onboarding_paths() -> dict[str, Any]:
                 ),
             )
         },  # fmt: skip
+        "/me/totp": {
+            "post": _op(
+                "Set up the authenticator app: its secret (the same until confirmed) and the "
+                "otpauth URI; 409 totp_enabled when it is set up already",
+                _ANY,
+                409,
+            )
+        },
+        "/me/totp/confirm": {
+            "post": _op(
+                "A code from the app confirms it; from then on logins ask the app (or a "
+                "recovery code), not an SMS. Returns the ten recovery codes, only now. 422 "
+                "wrong_code",
+                _ANY,
+                409,
+                422,
+                requestBody=_json(_object("code", code=_STRING)),
+            )
+        },
+        "/second-factor": {
+            "get": _op("Roles that must use the authenticator app (beheerder)", _ANY, 403),
+            "post": _op(
+                "Require the app for a role, or no longer (beheerder; audited); its accounts "
+                "without one set it up at their next login and can do nothing else first",
+                _ANY,
+                403,
+                422,
+                requestBody=_json(
+                    _object(
+                        "role",
+                        "totp_required",
+                        role=_STRING,
+                        totp_required={"type": "boolean"},
+                    )
+                ),
+            ),
+        },
         "/provider-lists": {
             "post": _op(
                 "A coördinator submits her region's providers: a CSV (README, Provider lists) "
@@ -195,8 +232,13 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
                     "type": "object",
                     "properties": {
                         "challenge": {"type": "string"},
+                        "method": {
+                            "enum": ["sms", "totp"],
+                            "description": "where the code comes from: an SMS, or her "
+                            "authenticator app (a recovery code also does)",
+                        },
                         "sent_to": {
-                            "type": "string",
+                            "type": ["string", "null"],
                             "description": "the number the code went to, masked: 06-****1234",
                         },
                     },

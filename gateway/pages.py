@@ -141,6 +141,7 @@ def login():
             return with_retry_after((page, status), exc)
         session["challenge"] = result["challenge"]
         session["sent_to"] = result["sent_to"]
+        session["method"] = result["method"]
         return redirect(url_for("pages.login_code"))
     return render_template("login.html", username="", errors={})
 
@@ -165,8 +166,7 @@ def login_code():
             if exc.code == "wrong_code":  # tries left: type it again, no password needed
                 return _code_page({"code": exc.message}), 401
             return _login_again(exc.message)
-        session.pop("challenge", None)
-        session.pop("sent_to", None)
+        _forget_challenge()
         response = redirect(url_for("pages.overview"))
         set_session_cookie(response, result["token"])
         return response
@@ -193,13 +193,22 @@ def login_code_again():
 
 
 def _code_page(errors: dict[str, str]) -> str:
-    return render_template("code.html", sent_to=session.get("sent_to", ""), errors=errors)
+    return render_template(
+        "code.html",
+        sent_to=session.get("sent_to", ""),
+        method=session.get("method", "sms"),
+        errors=errors,
+    )
+
+
+def _forget_challenge() -> None:
+    for key in ("challenge", "sent_to", "method"):
+        session.pop(key, None)
 
 
 def _login_again(message: str):
     """The challenge is spent: back to the password."""
-    session.pop("challenge", None)
-    session.pop("sent_to", None)
+    _forget_challenge()
     flash(message, "error")
     return redirect(url_for("pages.login"))
 

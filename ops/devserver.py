@@ -170,6 +170,11 @@ def main() -> int:
             if accounts:
                 print("Demo-accounts (rol, gebruikersnaam, wachtwoord):\n" + accounts, flush=True)
                 print(f"De sms-code staat in {config.get('OVERDRACHT_SMS_OUTBOX')}.", flush=True)
+                print(
+                    "E-mail (activeringslinks) staat in de Maildir "
+                    f"{config.get('OVERDRACHT_MAIL_OUTBOX')}.",
+                    flush=True,
+                )
             print("Stoppen: Ctrl-C\n", flush=True)
             while True:  # a part that exits is started again; only Ctrl-C ends it all
                 platform.supervise()

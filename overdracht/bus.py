@@ -73,6 +73,11 @@ CALLS: dict[str, dict[str, tuple[str, ...]]] = {
             "unlock",
             "reset_provider",
             "deactivate_provider",
+            "second_factor_policy",
+            "set_second_factor_policy",
+            # the authenticator app
+            "totp_setup",
+            "totp_confirm",
             # activation links, before anyone is logged in
             "activation",
             "send_activation_code",

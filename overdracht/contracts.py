@@ -26,6 +26,9 @@ COORDINATOR = "coordinator"
 BEHEERDER = "beheerder"
 AUDITOR = "auditor"
 ROLES = (ZORGVERLENER, COORDINATOR, BEHEERDER, AUDITOR)
+#: no role: the principal of a session that must set up the authenticator app first (her
+#: role requires it); every service refuses it everything but that
+ENROLLING = "enrolling"
 
 # --- events ----------------------------------------------------------------------------
 
@@ -41,6 +44,9 @@ PROVIDER_UNLOCKED = "provider.unlocked"
 PROVIDER_INVITED = "provider.invited"
 PROVIDER_ACTIVATED = "provider.activated"
 PROVIDER_DEACTIVATED = "provider.deactivated"
+PROVIDER_TOTP_ENROLLED = "provider.totp_enrolled"
+#: a beheerder required the authenticator app for a role, or no longer
+SECOND_FACTOR_POLICY_CHANGED = "second_factor_policy.changed"
 #: a coördinator submitted her region's list; a beheerder registered it
 PROVIDER_LIST_SUBMITTED = "provider_list.submitted"
 PROVIDER_LIST_REGISTERED = "provider_list.registered"
@@ -72,6 +78,8 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
         PROVIDER_INVITED,
         PROVIDER_ACTIVATED,
         PROVIDER_DEACTIVATED,
+        PROVIDER_TOTP_ENROLLED,
+        SECOND_FACTOR_POLICY_CHANGED,
         PROVIDER_LIST_SUBMITTED,
         PROVIDER_LIST_REGISTERED,
     ),

@@ -46,6 +46,12 @@ class Provider(Base):
     activated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     #: a deactivated account logs in no more and keeps no session; its row stays for the record
     deactivated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    #: the authenticator app (services/auth/totp.py): its secret once confirmed, the one
+    #: being set up, and the last time step a code was accepted for (older ones are replays)
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    totp_pending: Mapped[str | None] = mapped_column(sa.String(64))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     def is_locked(self, now: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > now
@@ -74,6 +80,7 @@ class Provider(Base):
             "region": self.region,
             "role": self.role,
             "profession": self.profession,
+            "second_factor": "totp" if self.totp_secret else "sms",
         }
 
 
@@ -165,6 +172,32 @@ class LoginChallenge(Base):
     resends: Mapped[int] = mapped_column(default=0, server_default="0")
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    #: which code it waits for: "sms" (sent to her phone) or "totp" (her authenticator app,
+    #: or one of her recovery codes)
+    method: Mapped[str] = mapped_column(sa.String(10), default="sms", server_default="sms")
+
+
+class RecoveryCode(Base):
+    """One of the ten one-time codes that stand in for the authenticator app."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("providers.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class SecondFactorPolicy(Base):
+    """A role whose accounts must use the authenticator app (set by a beheerder)."""
+
+    __tablename__ = "second_factor_policy"
+
+    role: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    totp_required: Mapped[bool]
+    changed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
 class LoginThrottle(Base):
@@ -197,3 +230,6 @@ class Session(Base):
     last_seen_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    #: her role requires the authenticator app and she has none yet: until she sets it up,
+    #: this session may do that and nothing else (its principal has the role ENROLLING)
+    must_enrol: Mapped[bool] = mapped_column(default=False, server_default=sa.false())

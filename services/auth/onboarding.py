@@ -68,6 +68,7 @@ from services.auth.models import (
     Provider,
     ProviderList,
     ProviderListRow,
+    RecoveryCode,
     Session,
 )
 
@@ -444,6 +445,12 @@ class Onboarding:
                 if provider.deactivated_at is not None:
                     raise Conflict("Dit account is gedeactiveerd.", "account_deactivated")
                 provider.password_hash = None
+                # she may have lost the phone with her app on it: SMS again, until she
+                # sets up the app anew
+                provider.totp_secret = provider.totp_pending = provider.totp_last_step = None
+                tx.session.execute(
+                    sa.delete(RecoveryCode).where(RecoveryCode.provider_id == provider.id)
+                )
                 provider.locked_until = None
                 provider.failed_logins = 0
                 provider.lock_count = 0

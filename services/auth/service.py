@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from overdracht import clock, config
 from overdracht.contracts import (
+    ENROLLING,
     PROVIDER_LOCKED,
     PROVIDER_LOGGED_IN,
     PROVIDER_LOGGED_OUT,
@@ -34,7 +35,7 @@ from overdracht.contracts import (
 from overdracht.db import Database
 from overdracht.entrypoints import rpc
 from overdracht.identity import GATEWAY, Identity
-from services.auth import onboarding
+from services.auth import onboarding, second_factor, totp
 from services.auth.accounts import (
     MAX_PASSWORD,
     check_password,
@@ -43,7 +44,14 @@ from services.auth.accounts import (
     provider_context,
 )
 from services.auth.delivery import DeliveryFailed, MailSender, SmsSender
-from services.auth.models import LoginChallenge, LoginThrottle, Outbox, Provider, Session
+from services.auth.models import (
+    LoginChallenge,
+    LoginThrottle,
+    Outbox,
+    Provider,
+    RecoveryCode,
+    Session,
+)
 from services.auth.onboarding import (
     actor_of,
     digest,
@@ -110,9 +118,9 @@ def _throttle_message(wait: int) -> str:
     )
 
 
-# the module, not the class, is imported: `nameko run` would take any class with
+# the modules, not their classes, are imported: `nameko run` would take any class with
 # entrypoints it finds here for a service of its own
-class AuthService(onboarding.Onboarding):
+class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
     name = "auth"
 
     db = Database("auth", Outbox)
@@ -164,11 +172,14 @@ class AuthService(onboarding.Onboarding):
                     self._count_failure(tx, provider, access_point, now)
                 challenge = None
             else:
+                # her authenticator app, if she set one up; else a code by SMS
+                method = "totp" if provider.totp_secret else "sms"
                 code = new_code()
                 ttl = config.get_int("OVERDRACHT_SMS_CODE_TTL_SECONDS")
                 challenge = LoginChallenge(
                     provider_id=provider.id,
-                    code_hash=digest(code),
+                    code_hash=digest(code if method == "sms" else secrets.token_hex(16)),
+                    method=method,
                     created_at=now,
                     sent_at=now,
                     expires_at=now + timedelta(seconds=ttl),
@@ -179,8 +190,10 @@ class AuthService(onboarding.Onboarding):
                 phone = provider.phone
         if challenge is None:
             raise Unauthenticated(LOGIN_FAILED_MESSAGE, "login_failed")
+        if method == "totp":
+            return {"challenge": str(challenge.id), "method": method, "sent_to": None}
         self._send_code(challenge.id, phone, code)
-        return {"challenge": str(challenge.id), "sent_to": masked_phone(phone)}
+        return {"challenge": str(challenge.id), "method": method, "sent_to": masked_phone(phone)}
 
     @rpc
     def verify_login(self, caller: str, challenge: str, code: str, access_point: dict) -> dict:
@@ -224,6 +237,10 @@ class AuthService(onboarding.Onboarding):
             provider = pending and tx.session.get(Provider, pending.provider_id)
             if pending is None or not _usable(pending, provider, now):
                 refusal = Unauthenticated(CODE_FAILED_MESSAGE, "code_failed")
+            elif pending.method != "sms":
+                refusal = InvalidInput(
+                    "Deze code komt uit uw authenticator-app, niet per sms.", "no_sms"
+                )
             elif pending.resends >= MAX_RESENDS:
                 refusal = Unauthenticated(
                     "De code is al vaak opnieuw gestuurd. Log opnieuw in.", "code_failed"
@@ -239,7 +256,7 @@ class AuthService(onboarding.Onboarding):
         if refusal is not None:
             raise refusal
         self._send_code(challenge_id, phone, code)
-        return {"challenge": str(challenge_id), "sent_to": masked_phone(phone)}
+        return {"challenge": str(challenge_id), "method": "sms", "sent_to": masked_phone(phone)}
 
     @rpc
     def change_password(
@@ -332,10 +349,11 @@ class AuthService(onboarding.Onboarding):
             if provider is None or provider.deactivated_at is not None:
                 raise Unauthenticated("Uw sessie is beëindigd. Log opnieuw in.", "session_ended")
             session.last_seen_at = now
-            principal = _principal(provider, session)
+            enrolling = session.must_enrol and provider.totp_secret is None
+            principal = _principal(provider, session, enrolling)
         return {
             "principal": sign_principal(principal, config.private_key("principal")),
-            "profile": provider.profile(),
+            "profile": {**provider.profile(), "must_enrol_totp": enrolling},
         }
 
     @rpc
@@ -437,7 +455,8 @@ class AuthService(onboarding.Onboarding):
         if not _usable(pending, provider, now):
             tx.emit(_failed(actor, access_point, "code_expired"))
             return None, Unauthenticated(CODE_FAILED_MESSAGE, "code_failed")
-        if not hmac.compare_digest(pending.code_hash, digest(code)):
+        factor = self._second_factor(tx, pending, provider, code, now)
+        if factor is None:
             pending.attempts += 1
             tx.emit(_failed(actor, access_point, "wrong_code"))
             self._count_failure(tx, provider, access_point, now)
@@ -455,6 +474,8 @@ class AuthService(onboarding.Onboarding):
             created_at=now,
             last_seen_at=now,
             expires_at=now + timedelta(hours=config.get_int("OVERDRACHT_SESSION_ABSOLUTE_HOURS")),
+            must_enrol=provider.totp_secret is None
+            and second_factor.totp_required(tx.session, provider.role),
         )
         tx.session.add(session)
         tx.session.flush()
@@ -463,10 +484,35 @@ class AuthService(onboarding.Onboarding):
                 PROVIDER_LOGGED_IN,
                 actor=_principal(provider, session).actor(),
                 access_point=access_point,
-                detail={"second_factor": "sms"},
+                detail={"second_factor": factor, "must_enrol": session.must_enrol},
             )
         )
         return token, None
+
+    def _second_factor(self, tx, pending, provider, code: str, now: datetime) -> str | None:
+        """Which second factor this code proves ("sms", "totp", "recovery_code"), if any.
+
+        An app's code counts once (a replay of its time step is refused), a recovery
+        code once.
+        """
+        if pending.method == "sms":
+            return "sms" if hmac.compare_digest(pending.code_hash, digest(code)) else None
+        if totp.looks_like_recovery_code(code):
+            spent = tx.session.execute(
+                sa.update(RecoveryCode)
+                .where(
+                    RecoveryCode.provider_id == provider.id,
+                    RecoveryCode.code_hash == totp.recovery_hash(code),
+                    RecoveryCode.used_at.is_(None),
+                )
+                .values(used_at=now)
+            ).rowcount
+            return "recovery_code" if spent else None
+        step = totp.matching_step(provider.totp_secret, code, now, provider.totp_last_step)
+        if step is None:
+            return None
+        provider.totp_last_step = step
+        return "totp"
 
     def _count_failure(self, tx, provider: Provider, access_point: dict, now: datetime) -> None:
         """One more failure in a row; the LOCK_AFTERth locks the account.
@@ -569,12 +615,13 @@ def _failed(actor: dict, access_point: dict, reason: str) -> dict:
     )
 
 
-def _principal(provider: Provider, session: Session) -> Principal:
+def _principal(provider: Provider, session: Session, enrolling: bool = False) -> Principal:
+    """Her principal; while she must set up the app first, with no role but ENROLLING."""
     return Principal(
         provider_id=str(provider.id),
         username=provider.username,
         full_name=provider.full_name,
-        role=provider.role,
+        role=ENROLLING if enrolling else provider.role,
         region=provider.region,
         session_id=str(session.id),
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 
+import pyotp
 from playwright.sync_api import Page, expect
 
 from tests.support import Account, Harness, mobile
@@ -105,3 +107,28 @@ def test_coordinator_list_to_beheerder_to_an_activated_provider(browser, harness
     # the link works once
     page.goto(link)
     expect(page.get_by_role("alert")).to_contain_text("al gebruikt")
+
+
+def test_a_provider_sets_up_the_authenticator_app_from_her_overview(browser, harness):
+    account = harness.account()
+    page = browser.new_page()
+    log_in(page, harness, account)
+    page.get_by_role("link", name="Authenticator-app instellen").click()
+    expect(page.get_by_role("img", name="QR-code voor uw authenticator-app")).to_be_visible()
+    app = pyotp.TOTP(page.locator("#totp-secret").inner_text())
+    page.get_by_label("Code uit de app").fill(app.now())
+    page.get_by_role("button", name="App instellen").click()
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
+    page.get_by_role("link", name="Ik heb de codes bewaard").click()
+    expect(page.locator("#second-factor")).to_contain_text("authenticator-app")
+    log_out(page)
+
+    page.get_by_label("Gebruikersnaam").fill(account.username)
+    page.get_by_label("Wachtwoord").fill(account.password)
+    page.get_by_role("button", name="Volgende").click()
+    expect(page.get_by_role("heading", name="Code uit de app")).to_be_visible()
+    expect(page.get_by_role("button", name="Code opnieuw sturen")).to_have_count(0)
+    next_step = app.at(datetime.now(UTC).timestamp() + 30)  # this step's code was spent
+    page.get_by_label("Code uit uw authenticator-app").fill(next_step)
+    page.get_by_role("button", name="Inloggen").click()
+    expect(page.get_by_role("heading", name=f"Welkom, {account.full_name}")).to_be_visible()

@@ -53,6 +53,11 @@ def page(method: str, path: str, allowed, **request) -> Route:
 ROUTES = [
     api("GET", "/me", EVERYONE),
     api("POST", "/me/password", EVERYONE, json={"current_password": "x" * 12}),
+    api("POST", "/me/totp", EVERYONE),
+    api("POST", "/me/totp/confirm", EVERYONE, json={"code": "000000"}),
+    api("GET", "/second-factor", {B}),
+    # no such role: a cell that changes no policy
+    api("POST", "/second-factor", {B}, json={"role": "geen-rol", "totp_required": True}),
     api("POST", "/clients/search", {Z}, json={"birth_date": "1990-01-01", "bsn": "111222333"}),
     api("POST", "/clients", {Z}, json={}),
     api("POST", "/clients/{client}/relationship", {Z}),
@@ -80,6 +85,10 @@ ROUTES = [
     page("GET", "/overzicht", EVERYONE),
     page("GET", "/wachtwoord", EVERYONE),
     page("POST", "/wachtwoord", EVERYONE, data={"current_password": "x" * 12}),
+    page("GET", "/authenticator", EVERYONE),
+    page("POST", "/authenticator", EVERYONE, data={"code": "000000"}),
+    page("GET", "/beheer/tweestaps", {B}),
+    page("POST", "/beheer/tweestaps", {B}, data={"role": "geen-rol", "totp_required": "ja"}),
     page("GET", "/clienten/zoeken", {Z}),
     page("POST", "/clienten/zoeken", {Z}, data={"birth_date": "1990-01-01"}),
     page("GET", "/clienten/nieuw", {Z}),

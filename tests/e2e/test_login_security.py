@@ -325,7 +325,11 @@ def test_a_new_code_waits_for_the_cooldown_and_goes_to_the_masked_number(harness
     auth_clock.shift(seconds=61)
     again = api.post("/login/resend", json={"challenge": challenge})
     assert again.status_code == 200, again.text
-    assert again.json() == {"challenge": challenge, "sent_to": masked(account.phone)}
+    assert again.json() == {
+        "challenge": challenge,
+        "method": "sms",
+        "sent_to": masked(account.phone),
+    }
     assert sms_count(account.phone) == sent + 1
     second = harness.sms_code(account.phone)
     if second != first:  # one in a million they are the same

@@ -1,0 +1,136 @@
+"""The authenticator app as second factor: setting it up, and a beheerder requiring it.
+
+Mixed into AuthService like Onboarding. A provider sets the app up from her overview page
+(a QR code, then one code from the app to confirm it) and gets ten recovery codes, shown
+once; from then on her logins ask the app, not an SMS. A beheerder can require the app for
+a role: an account of that role without it may, after its SMS login, do nothing but set
+it up (its principal has the role ENROLLING, which every service refuses).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from overdracht import clock
+from overdracht.contracts import (
+    PROVIDER_TOTP_ENROLLED,
+    ROLES,
+    SECOND_FACTOR_POLICY_CHANGED,
+    Conflict,
+    InvalidInput,
+    Unauthenticated,
+    make_event,
+)
+from overdracht.entrypoints import rpc
+from services.auth import totp
+from services.auth.models import Provider, RecoveryCode, SecondFactorPolicy, Session
+from services.auth.onboarding import account_event
+
+
+def totp_required(session: Any, role: str) -> bool:
+    policy = session.get(SecondFactorPolicy, role)
+    return bool(policy and policy.totp_required)
+
+
+class SecondFactor:
+    """The entrypoints; AuthService supplies db and identity (and Onboarding's _admin)."""
+
+    db: Any
+    identity: Any
+
+    @rpc
+    def totp_setup(self, principal: str) -> dict:
+        """A secret to set the app up with (the same until confirmed): URI, QR code, text."""
+        who = self.identity(principal)
+        with self.db.transaction() as tx:
+            provider = tx.session.get(Provider, who.provider_id, with_for_update=True)
+            if provider is None:
+                raise Unauthenticated("Uw sessie is beëindigd. Log opnieuw in.", "session_ended")
+            if provider.totp_secret is not None:
+                raise Conflict("De authenticator-app is al ingesteld.", "totp_enabled")
+            if provider.totp_pending is None:
+                provider.totp_pending = totp.new_secret()
+            secret, username = provider.totp_pending, provider.username
+        uri = totp.provisioning_uri(secret, username)
+        return {"secret": secret, "uri": uri, "qr_svg": totp.qr_svg(uri)}
+
+    @rpc
+    def totp_confirm(self, principal: str, code: str, access_point: dict) -> dict:
+        """One code from the app proves it is set up: it replaces the SMS from now on.
+
+        Returns the ten recovery codes, the only time anyone sees them.
+        """
+        who = self.identity(principal)
+        now = clock.now()
+        codes = totp.new_recovery_codes()
+        with self.db.transaction() as tx:
+            provider = tx.session.get(Provider, who.provider_id, with_for_update=True)
+            if provider is None or provider.totp_pending is None:
+                raise Conflict(
+                    "Start het instellen van de authenticator-app opnieuw.", "totp_not_started"
+                )
+            step = totp.matching_step(provider.totp_pending, code, now, None)
+            if step is None:
+                raise InvalidInput(
+                    "Deze code klopt niet. Typ de code die de app nu toont.", "wrong_code"
+                )
+            provider.totp_secret, provider.totp_pending = provider.totp_pending, None
+            provider.totp_enabled_at = now
+            provider.totp_last_step = step
+            tx.session.execute(
+                sa.delete(RecoveryCode).where(RecoveryCode.provider_id == provider.id)
+            )
+            tx.session.add_all(
+                RecoveryCode(provider_id=provider.id, code_hash=totp.recovery_hash(c))
+                for c in codes
+            )
+            tx.session.execute(
+                sa.update(Session)
+                .where(Session.provider_id == provider.id, Session.must_enrol.is_(True))
+                .values(must_enrol=False)
+            )
+            tx.emit(account_event(PROVIDER_TOTP_ENROLLED, who.actor(), access_point, provider))
+        return {"recovery_codes": codes}
+
+    @rpc
+    def second_factor_policy(self, credential: str) -> dict:
+        """Which roles must use the authenticator app."""
+        self._admin(credential)
+        with self.db.read() as session:
+            required = {
+                p.role: p.totp_required for p in session.scalars(sa.select(SecondFactorPolicy))
+            }
+        return {"totp_required": {role: required.get(role, False) for role in ROLES}}
+
+    @rpc
+    def set_second_factor_policy(
+        self, credential: str, role: str, required: bool, access_point: dict | None = None
+    ) -> dict:
+        """Require the app for a role, or no longer; accounts without it set it up at their
+        next login."""
+        actor, _ = self._admin(credential)
+        if role not in ROLES:
+            raise InvalidInput(f"Rol moet een van {', '.join(ROLES)} zijn.", "invalid_role")
+        if not isinstance(required, bool):
+            raise InvalidInput("Geef aan of de app verplicht is (true of false).", "invalid_input")
+        with self.db.transaction() as tx:
+            tx.session.execute(
+                pg_insert(SecondFactorPolicy)
+                .values(role=role, totp_required=required, changed_at=clock.now())
+                .on_conflict_do_update(
+                    index_elements=[SecondFactorPolicy.role],
+                    set_={"totp_required": required, "changed_at": clock.now()},
+                )
+            )
+            tx.emit(
+                make_event(
+                    SECOND_FACTOR_POLICY_CHANGED,
+                    actor=actor,
+                    access_point=access_point,
+                    detail={"role": role, "totp_required": required},
+                )
+            )
+        return {"role": role, "totp_required": required}
