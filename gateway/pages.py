@@ -254,6 +254,7 @@ def change_password():
 def logout():
     with services() as rpc:
         rpc.auth.logout(caller_token("auth.logout"), session_token(), access_point())
+    session.clear()  # a search's results or criteria waiting there go with her session
     flash("U bent uitgelogd.", "info")
     response = redirect(url_for("pages.login"))
     clear_session_cookie(response)
@@ -267,17 +268,34 @@ def overview():
 
 @bp.route("/clienten/zoeken", methods=["GET", "POST"])
 def search():
+    """Post/Redirect/Get: the results of a search are shown once, by the GET after it.
+
+    Back and refresh never resubmit a search (each is audited and counts against the
+    hourly limit); what she typed, BSN and phone included, never goes into a URL. The
+    results, and after "niet gevonden" what she typed, wait in the signed session cookie
+    (HttpOnly, SameSite=Strict) until the next page takes them; logging out clears it.
+    """
     me = _zorgverlener()
-    form = request.form if request.method == "POST" else {}
-    results = None
-    if request.method == "POST":
-        criteria = {k: form.get(k, "").strip() for k in ("birth_date", "bsn", "phone")}
-        try:
-            with services() as rpc:
-                results = rpc.clients.search(principal(), criteria, access_point())["results"]
-        except FORM_ERRORS as exc:
-            flash(exc.message, "error")
-    return render_template("search.html", me=me, form=form, results=results)
+    if request.method == "GET":
+        found = session.pop("search_results", None)
+        return render_template("search.html", me=me, form={}, errors={}, results=found)
+    form = {k: request.form.get(k, "").strip() for k in ("birth_date", "bsn", "phone")}
+    try:
+        with services() as rpc:
+            results = rpc.clients.search(principal(), form, access_point())["results"]
+    except FORM_ERRORS as exc:
+        page = render_template("search.html", me=me, form=form, errors=_errors(exc), results=None)
+        return with_retry_after((page, exc.status), exc)
+    session["search_results"] = results
+    if not results:  # "niet gevonden": the add-client form opens with what she typed
+        session["new_client"] = form
+    return redirect(url_for("pages.search"))
+
+
+def _errors(exc: Exception) -> dict[str, str]:
+    """A refusal's message per field (InvalidInput names them all), else for the form."""
+    fields = getattr(exc, "fields", None)
+    return dict(fields) if fields else {"form": exc.message}
 
 
 @bp.post("/clienten/<client_id>/behandelrelatie")
@@ -295,21 +313,19 @@ def declare(client_id: str):
 @bp.route("/clienten/nieuw", methods=["GET", "POST"])
 def new_client():
     me = _zorgverlener()
-    form = request.form if request.method == "POST" else {}
-    if request.method == "POST":
-        data = {
-            k: form.get(k, "").strip()
-            for k in ("maiden_name", "birth_date", "bsn", "phone", "due_date")
-        }
-        try:
-            with services() as rpc:
-                client = rpc.clients.create(principal(), data, access_point())
-        except FORM_ERRORS as exc:
-            flash(exc.message, "error")
-            return render_template("new_client.html", me=me, form=form), 422
-        flash("De cliënt is toegevoegd.", "info")
-        return redirect(url_for("pages.client", client_id=client["id"]))
-    return render_template("new_client.html", me=me, form=form)
+    if request.method == "GET":
+        form = session.pop("new_client", {})  # once, from a search that found nobody
+        return render_template("new_client.html", me=me, form=form, errors={})
+    fields = ("maiden_name", "birth_date", "bsn", "phone", "due_date")
+    form = {k: request.form.get(k, "").strip() for k in fields}
+    try:
+        with services() as rpc:
+            client = rpc.clients.create(principal(), form, access_point())
+    except FORM_ERRORS as exc:
+        page = render_template("new_client.html", me=me, form=form, errors=_errors(exc))
+        return with_retry_after((page, exc.status), exc)
+    flash("De cliënt is toegevoegd.", "info")
+    return redirect(url_for("pages.client", client_id=client["id"]))
 
 
 @bp.get("/clienten/<client_id>")

@@ -8,6 +8,7 @@ noticing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -320,8 +321,36 @@ class OverdrachtError(Exception):
 
 @deserialize_to_instance
 class InvalidInput(OverdrachtError):
+    """Refused input. `fields` names, for a form, what is wrong with each field (all at
+    once); the message and code are those of the first."""
+
     code = "invalid_input"
     status = 422
+
+    def __init__(
+        self, message: str, code: str | None = None, fields: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, code)
+        self.fields = dict(fields or {})
+        self.args = (message, self.code, self.fields)  # crosses RPC whole
+
+
+def checked(checks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Run every field's check; one InvalidInput naming each field that is wrong, or the
+    values."""
+    values: dict[str, Any] = {}
+    refused: dict[str, InvalidInput] = {}
+    for name, check in checks.items():
+        try:
+            values[name] = check()
+        except InvalidInput as exc:
+            refused[name] = exc
+    if refused:
+        first = next(iter(refused.values()))
+        raise InvalidInput(
+            first.message, first.code, {name: exc.message for name, exc in refused.items()}
+        )
+    return values
 
 
 @deserialize_to_instance

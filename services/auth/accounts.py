@@ -6,6 +6,7 @@ import itertools
 import re
 import unicodedata
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from overdracht.contracts import (
     ZORGVERLENER,
     Conflict,
     InvalidInput,
+    checked,
     make_event,
 )
 from overdracht.typed import ONE_SCRIPT_MESSAGE, dutch_phone, normalized, one_script
@@ -206,15 +208,11 @@ CARE_PROVIDER_CHECKS = {
 
 def care_provider(data: dict[str, Any]) -> dict[str, Any]:
     """Those fields checked and normalized; InvalidInput names every one that is wrong."""
-    fields, problems = {}, []
-    for name, check in CARE_PROVIDER_CHECKS.items():
-        try:
-            fields[name] = check(data.get(name))
-        except InvalidInput as exc:
-            problems.append(exc.message)
-    if problems:
-        raise InvalidInput(" ".join(problems), "invalid_provider")
-    return fields
+    checks = {name: partial(check, data.get(name)) for name, check in CARE_PROVIDER_CHECKS.items()}
+    try:
+        return checked(checks)
+    except InvalidInput as exc:
+        raise InvalidInput(" ".join(exc.fields.values()), "invalid_provider", exc.fields) from None
 
 
 def account_fields(data: dict[str, Any]) -> dict[str, Any]:

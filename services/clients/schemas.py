@@ -11,7 +11,7 @@ from typing import Any
 from stdnum.exceptions import ValidationError
 from stdnum.nl import bsn as stdnum_bsn
 
-from overdracht.contracts import InvalidInput
+from overdracht.contracts import InvalidInput, checked
 from overdracht.timezone import today
 from overdracht.typed import ONE_SCRIPT_MESSAGE, dutch_phone, normalized, one_script
 
@@ -81,13 +81,38 @@ def keyed_hash(pepper: bytes, kind: str, value: str) -> str:
 
 
 def search_criteria(data: Any) -> tuple[date, str | None, str | None]:
-    """birth date plus BSN and/or phone; anything else is refused."""
+    """birth date plus BSN and/or phone; anything else is refused, every field at once."""
     if not isinstance(data, dict):
         raise InvalidInput("Zoekgegevens ontbreken.", "invalid_input")
-    born = birth_date(data.get("birth_date"))
     raw_bsn, raw_phone = data.get("bsn") or None, data.get("phone") or None
-    if raw_bsn is None and raw_phone is None:
-        raise InvalidInput(
-            "Vul naast de geboortedatum een BSN of telefoonnummer in.", "missing_bsn_or_phone"
-        )
-    return born, bsn(raw_bsn) if raw_bsn else None, phone(raw_phone) if raw_phone else None
+
+    def the_bsn() -> str | None:
+        if raw_bsn is None and raw_phone is None:
+            raise InvalidInput(
+                "Vul naast de geboortedatum een BSN of telefoonnummer in.", "missing_bsn_or_phone"
+            )
+        return bsn(raw_bsn) if raw_bsn else None
+
+    found = checked(
+        {
+            "birth_date": lambda: birth_date(data.get("birth_date")),
+            "bsn": the_bsn,
+            "phone": lambda: phone(raw_phone) if raw_phone else None,
+        }
+    )
+    return found["birth_date"], found["bsn"], found["phone"]
+
+
+def new_client(data: Any) -> dict[str, Any]:
+    """A new client's fields, checked and normalized; every wrong field named at once."""
+    if not isinstance(data, dict):
+        raise InvalidInput("Cliëntgegevens ontbreken.")
+    return checked(
+        {
+            "maiden_name": lambda: maiden_name(data.get("maiden_name")),
+            "birth_date": lambda: birth_date(data.get("birth_date")),
+            "bsn": lambda: bsn(data.get("bsn")),
+            "phone": lambda: phone(data.get("phone")),
+            "due_date": lambda: due_date(data.get("due_date")),
+        }
+    )

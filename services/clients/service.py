@@ -22,7 +22,6 @@ from overdracht.contracts import (
     ZORGVERLENER,
     Conflict,
     Forbidden,
-    InvalidInput,
     NotFound,
     Principal,
     RateLimited,
@@ -102,14 +101,13 @@ class ClientsService:
     def create(self, principal: str, data: dict, access_point: dict) -> dict:
         """Add a client; the creator has a treatment relationship with her from then on."""
         who = self._zorgverlener(principal, access_point, "client.create")
-        if not isinstance(data, dict):
-            raise InvalidInput("Cliëntgegevens ontbreken.")
+        fields = schemas.new_client(data)
         client = Client(
-            maiden_name=schemas.maiden_name(data.get("maiden_name")),
-            birth_date=schemas.birth_date(data.get("birth_date")),
-            bsn_hash=self._hash("bsn", schemas.bsn(data.get("bsn"))),
-            phone_hash=self._hash("phone", schemas.phone(data.get("phone"))),
-            due_date=schemas.due_date(data.get("due_date")),
+            maiden_name=fields["maiden_name"],
+            birth_date=fields["birth_date"],
+            bsn_hash=self._hash("bsn", fields["bsn"]),
+            phone_hash=self._hash("phone", fields["phone"]),
+            due_date=fields["due_date"],
             created_at=datetime.now(UTC),
             created_by=uuid.UUID(who.provider_id),
         )

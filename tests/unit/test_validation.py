@@ -755,3 +755,24 @@ def test_a_recursion_error_from_the_parser_is_a_malformed_request(gateway, monke
 
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "malformed_request"
+
+
+def test_a_new_client_names_every_wrong_field_at_once_and_it_crosses_rpc():
+    from nameko.exceptions import deserialize, serialize
+
+    with pytest.raises(InvalidInput) as refused:
+        clients.new_client(
+            {"maiden_name": "", "birth_date": "1990-01-01", "bsn": "123", "phone": "0612"}
+        )
+    assert set(refused.value.fields) == {"maiden_name", "bsn", "phone"}
+    assert refused.value.code == "missing_maiden_name"  # the first, as the API reports it
+    again = deserialize(serialize(refused.value))
+    assert isinstance(again, InvalidInput)
+    assert (again.code, again.fields) == (refused.value.code, refused.value.fields)
+
+
+def test_a_search_names_the_birth_date_and_the_bsn_or_phone_together():
+    with pytest.raises(InvalidInput) as refused:
+        clients.search_criteria({"birth_date": "", "bsn": "", "phone": ""})
+    assert set(refused.value.fields) == {"birth_date", "bsn"}
+    assert "telefoonnummer" in refused.value.fields["bsn"]

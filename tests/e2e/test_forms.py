@@ -1,0 +1,88 @@
+"""The client forms as a browser posts them: every error beside its field, all at once,
+what was typed kept, and a search answered Post/Redirect/Get with nothing in its URL."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+from tests.support import mobile, valid_bsn
+
+
+@pytest.fixture
+def browser(harness) -> tuple[requests.Session, str]:
+    """A page session of a zorgverlener (her token as the cookie) and its CSRF value."""
+    api = harness.provider()
+    session = requests.Session()
+    session.cookies.set("overdracht_session", api.headers["Authorization"].removeprefix("Bearer "))
+    page = session.get(harness.url + "/clienten/nieuw")
+    return session, re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def field(page: str, name: str) -> str:
+    return re.search(rf"<input name=\"{name}\"[^>]*>", page).group(0)
+
+
+def test_a_new_client_form_shows_every_error_beside_its_field_and_keeps_what_was_typed(
+    harness, browser
+):
+    session, csrf = browser
+    typed = {"maiden_name": "Jansen", "birth_date": "1990-05-04", "bsn": "123456789"}
+    typed["phone"] = "0612"
+    response = session.post(harness.url + "/clienten/nieuw", data={"csrf": csrf, **typed})
+
+    assert response.status_code == 422
+    for name in ("bsn", "phone"):
+        tag = field(response.text, name)
+        assert 'aria-invalid="true"' in tag and f'aria-describedby="{name}-error"' in tag
+        assert re.search(rf'<p class="field-error" id="{name}-error" role="alert">', response.text)
+    for name, value in typed.items():  # BSN and phone included
+        assert f'value="{value}"' in field(response.text, name)
+    assert "aria-invalid" not in field(response.text, "maiden_name")
+
+
+def test_a_search_is_answered_by_a_redirect_and_shown_once(harness, browser):
+    session, csrf = browser
+    bsn, phone = valid_bsn(), mobile()
+    data = {"maiden_name": "Visser", "birth_date": "1991-02-03", "bsn": bsn, "phone": phone}
+    created = session.post(
+        harness.url + "/clienten/nieuw", data={"csrf": csrf, **data}, allow_redirects=False
+    )
+    assert created.status_code == 302
+
+    searched = session.post(
+        harness.url + "/clienten/zoeken",
+        data={"csrf": csrf, "birth_date": data["birth_date"], "bsn": bsn},
+        allow_redirects=False,
+    )
+    assert searched.status_code == 302
+    location = searched.headers["Location"]
+    assert location.endswith("/clienten/zoeken") and bsn not in location
+    shown = session.get(harness.url + location)
+    assert "Visser" in shown.text
+    # a refresh shows the form again, not the results, and searches nothing
+    assert "Visser" not in session.get(harness.url + location).text
+
+
+def test_a_search_without_bsn_or_phone_says_so_beside_them_and_keeps_the_date(harness, browser):
+    session, csrf = browser
+    response = session.post(
+        harness.url + "/clienten/zoeken", data={"csrf": csrf, "birth_date": "1990-01-01"}
+    )
+    assert response.status_code == 422
+    assert 'aria-invalid="true"' in field(response.text, "bsn")
+    assert 'value="1990-01-01"' in field(response.text, "birth_date")
+
+
+def test_nobody_found_opens_the_add_client_form_with_what_was_typed_once(harness, browser):
+    session, csrf = browser
+    typed = {"birth_date": "1988-08-08", "bsn": valid_bsn(), "phone": mobile()}
+    searched = session.post(harness.url + "/clienten/zoeken", data={"csrf": csrf, **typed})
+    assert "Niet gevonden" in searched.text
+    form = session.get(harness.url + "/clienten/nieuw").text
+    for name, value in typed.items():
+        assert f'value="{value}"' in field(form, name)
+    again = session.get(harness.url + "/clienten/nieuw").text
+    assert typed["bsn"] not in again
