@@ -1,8 +1,9 @@
 """Every role against every endpoint and page, generated from one table.
 
-ROUTES names, for every route of the API and the pages, the roles that may use it. Each
-cell (route × anonymous and the four roles) is a test case: nobody gets in without a
-session, a role not listed is refused for its role, a role listed is not. The table is
+ROUTES (tests/routes.py) names, for every route of the API and the pages, the roles that
+may use it. Each cell (route × anonymous and the four roles) is a test case: nobody gets
+in without a session, a role not listed is refused for its role, a role listed is not.
+The table is
 checked against the gateway's own route map, so a new route without a row fails here.
 
 A role that may use a route may still be refused for other reasons (no treatment
@@ -13,132 +14,14 @@ which is all this test is about.
 from __future__ import annotations
 
 import re
-import uuid
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 import requests
 
 from gateway import create_app
 from overdracht.contracts import ROLES
-from tests.support import Api, in_weeks, pdf
-
-Z, C, B, A = ROLES  # zorgverlener, coordinator, beheerder, auditor
-EVERYONE = frozenset(ROLES)
-CSV = b"Naam;E-mail;Mobiel;Beroep\r\nAnna de Vries;anna-matrix@vsv-test.nl;0612345678;arts\r\n"
-
-
-@dataclass(frozen=True)
-class Route:
-    kind: str  # "api" or "page"
-    method: str
-    path: str  # {client}, {document}, {list}, {target} are filled in
-    allowed: frozenset[str]
-    request: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-
-    @property
-    def id(self) -> str:
-        return f"{self.kind} {self.method} {self.path}"
-
-
-def api(method: str, path: str, allowed, **request) -> Route:
-    return Route("api", method, path, frozenset(allowed), request)
-
-
-def page(method: str, path: str, allowed, **request) -> Route:
-    return Route("page", method, path, frozenset(allowed), request)
-
-
-ROUTES = [
-    api("GET", "/me", EVERYONE),
-    api("POST", "/me/password", EVERYONE, json={"current_password": "x" * 12}),
-    api("POST", "/me/totp", EVERYONE),
-    api("POST", "/me/totp/confirm", EVERYONE, json={"code": "000000"}),
-    api("GET", "/second-factor", {B}),
-    # no such role: a cell that changes no policy
-    api("POST", "/second-factor", {B}, json={"role": "geen-rol", "totp_required": True}),
-    api("POST", "/clients/search", {Z}, json={"birth_date": "1990-01-01", "bsn": "111222333"}),
-    api("POST", "/clients", {Z}, json={}),
-    api("POST", "/clients/{client}/relationship", {Z}),
-    api("GET", "/clients/{client}/documents", {Z}),
-    api(
-        "POST",
-        "/clients/{client}/documents",
-        {Z},
-        data={"document_type": "zwangerschapskaart", "removal_date": in_weeks(4)},
-        files={"file": ("a.pdf", pdf())},
-    ),
-    api("GET", "/documents/{document}/content", {Z}),
-    api("DELETE", "/documents/{document}", {Z}),
-    api("GET", "/audit/events", {A}),
-    api("POST", "/provider-lists", {C}, files={"file": ("lijst.csv", CSV)}),
-    api("GET", "/region/accounts", {C}),
-    api("GET", "/provider-lists", {B}),
-    api("GET", "/provider-lists/{list}", {B}),
-    api("POST", "/provider-lists/{list}/register", {B}),
-    api("GET", "/accounts", {B}),
-    api("POST", "/accounts", {B}, json={"role": Z, "full_name": ""}),
-    api("POST", "/accounts/{target}/unlock", {B}),
-    api("POST", "/accounts/{target}/reset", {B}),
-    api("POST", "/accounts/{target}/deactivate", {B}),
-    page("GET", "/overzicht", EVERYONE),
-    page("GET", "/wachtwoord", EVERYONE),
-    page("POST", "/wachtwoord", EVERYONE, data={"current_password": "x" * 12}),
-    page("GET", "/authenticator", EVERYONE),
-    page("POST", "/authenticator", EVERYONE, data={"code": "000000"}),
-    page("GET", "/beheer/tweestaps", {B}),
-    page("POST", "/beheer/tweestaps", {B}, data={"role": "geen-rol", "totp_required": "ja"}),
-    page("GET", "/clienten/zoeken", {Z}),
-    page("POST", "/clienten/zoeken", {Z}, data={"birth_date": "1990-01-01"}),
-    page("GET", "/clienten/nieuw", {Z}),
-    page("POST", "/clienten/nieuw", {Z}, data={"maiden_name": ""}),
-    page("POST", "/clienten/{client}/behandelrelatie", {Z}),
-    page("GET", "/clienten/{client}", {Z}),
-    page(
-        "POST",
-        "/clienten/{client}/documenten",
-        {Z},
-        files={"file": ("a.pdf", pdf())},
-        data={"document_type": "zwangerschapskaart", "removal_date": in_weeks(4)},
-    ),
-    page("GET", "/documenten/{document}/download", {Z}),
-    page("POST", "/documenten/{document}/verwijderen", {Z}),
-    page("GET", "/audit", {A}),
-    page("GET", "/regio", {C}),
-    page("POST", "/regio", {C}, files={"file": ("lijst.csv", CSV)}),
-    page("GET", "/beheer", {B}),
-    page("GET", "/beheer/nieuw", {B}),
-    page("POST", "/beheer/nieuw", {B}, data={"role": Z}),
-    page("GET", "/beheer/lijsten", {B}),
-    page("GET", "/beheer/lijsten/{list}", {B}),
-    page("POST", "/beheer/lijsten/{list}/registreren", {B}),
-    page("POST", "/beheer/accounts/{target}/unlock", {B}),
-    page("POST", "/beheer/accounts/{target}/reset", {B}),
-    page("POST", "/beheer/accounts/{target}/deactivate", {B}),
-]
-
-#: open to anyone: logging in and out, activation links, health, the API's description
-PUBLIC = {
-    "api.openapi",
-    "api.login",
-    "api.login_resend",
-    "api.login_verify",
-    "api.logout",
-    "api.activation",
-    "api.activation_code",
-    "api.activation_complete",
-    "pages.healthz",
-    "pages.index",
-    "pages.login",
-    "pages.login_code",
-    "pages.login_code_again",
-    "pages.logout",
-    "onboarding.activation",
-    "onboarding.activation_code",
-    "onboarding.activate",
-    "static",
-}
+from tests.routes import PUBLIC, ROUTES, Route, Z, resource_ids, role_sessions
+from tests.support import Api
 
 
 def _pattern(rule: str) -> str:
@@ -173,34 +56,12 @@ def test_the_table_covers_every_route_of_the_gateway(platform):
 
 @pytest.fixture(scope="module")
 def sessions(harness) -> dict[str, Api]:
-    """One logged-in session per role."""
-    return {
-        role: harness.provider(role=role, region="Regio Matrix", profession="verloskundige")
-        for role in ROLES
-    }
+    return role_sessions(harness)
 
 
 @pytest.fixture(scope="module")
 def ids(harness, sessions) -> dict[str, str]:
-    """The resources the paths name: the zorgverlener's own client and document, a list."""
-    client = harness.new_client(sessions[Z])
-    document = harness.upload(sessions[Z], client["id"]).json()
-    listing = (
-        sessions[C]
-        .post(
-            "/provider-lists",
-            files={
-                "file": ("matrix.csv", CSV.replace(b"anna-matrix", uuid.uuid4().hex[:8].encode()))
-            },
-        )
-        .json()
-    )
-    return {
-        "client": client["id"],
-        "document": document["id"],
-        "list": listing["list_id"],
-        "target": f"niemand-{uuid.uuid4().hex[:6]}",
-    }
+    return resource_ids(harness, sessions)
 
 
 def _browser(harness, session: Api | None) -> tuple[requests.Session, str]:
