@@ -24,7 +24,7 @@ DEFAULT_DOCUMENT_TYPES = (
     "baringsverslag:Baringsverslag,"
     "diagnostiek:Diagnostiek,"
     "kraambed:Kraambed,"
-    "lab_uitslag:Lab uitslag,"
+    "lab_uitslag:Labuitslag,"
     "zwangerschapskaart:Zwangerschapskaart"
 )
 

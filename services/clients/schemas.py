@@ -67,11 +67,11 @@ def phone(value: Any) -> str:
 def maiden_name(value: Any) -> str:
     name = normalized(value)
     if not name:
-        raise InvalidInput("Meisjesnaam ontbreekt.", "missing_maiden_name")
+        raise InvalidInput("Geboortenaam ontbreekt.", "missing_maiden_name")
     if len(name) > 100 or not _NAME.match(name):
-        raise InvalidInput("Meisjesnaam: alleen letters, spatie, - of '.", "invalid_maiden_name")
+        raise InvalidInput("Geboortenaam: alleen letters, spatie, - of '.", "invalid_maiden_name")
     if not one_script(name):
-        raise InvalidInput(f"Meisjesnaam: {ONE_SCRIPT_MESSAGE}", "invalid_maiden_name")
+        raise InvalidInput(f"Geboortenaam: {ONE_SCRIPT_MESSAGE}", "invalid_maiden_name")
     return name
 
 

@@ -118,7 +118,7 @@ def test_handover_in_the_browser(harness: Harness, browser: Browser, tmp_path: P
 
         _nav(page, "Cliënt toevoegen").click()
         expect(page.get_by_role("heading", name="Cliënt toevoegen")).to_be_visible()
-        page.get_by_label("Meisjesnaam").fill(maiden_name)
+        page.get_by_label("Geboortenaam").fill(maiden_name)
         page.get_by_label("Geboortedatum").fill(born)
         page.get_by_label("BSN").fill(bsn)
         page.get_by_label("Telefoonnummer").fill(phone)
