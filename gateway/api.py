@@ -421,5 +421,6 @@ def _public(document: dict[str, Any]) -> dict[str, Any]:
         "removal_date",
         "uploaded_at",
         "uploaded_by",
+        "uploaded_by_profession",
     )
     return {k: document[k] for k in keys}

@@ -259,6 +259,11 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
                         "removal_date": _DATE,
                         "uploaded_at": {"type": "string", "format": "date-time"},
                         "uploaded_by": {"type": "string"},
+                        "uploaded_by_profession": {
+                            "type": ["string", "null"],
+                            "description": "verloskundige, gynaecoloog, ... (null for a "
+                            "document placed before this was kept)",
+                        },
                     },
                 },
             },

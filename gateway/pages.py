@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from flask import (
@@ -43,7 +43,7 @@ from overdracht.contracts import (
     TooLarge,
     Unauthenticated,
 )
-from overdracht.timezone import today
+from overdracht.timezone import AMSTERDAM, today
 
 bp = Blueprint("pages", __name__)
 
@@ -80,12 +80,32 @@ def dutch_date(value: Any) -> str:
 
 @bp.app_template_filter("grootte")
 def dutch_size(size: Any) -> str:
-    """A byte count for people: 40,0 KiB (decimal comma)."""
+    """A byte count for people, in decimal units with a decimal comma: 40,0 kB, 1,3 MB."""
     size = int(size or 0)
-    for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):
+    for unit, factor in (("MB", 1000**2), ("kB", 1000)):
         if size >= factor:
             return f"{size / factor:.1f}".replace(".", ",") + f"\N{NO-BREAK SPACE}{unit}"
     return f"{size}\N{NO-BREAK SPACE}bytes"
+
+
+@bp.app_template_filter("tijdstip")
+def dutch_time(value: Any) -> str:
+    """An ISO timestamp (UTC) as the clock in the Netherlands showed it: 26-11-2026 09:51."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value or "")
+    return moment.astimezone(AMSTERDAM).strftime("%d-%m-%Y %H:%M")
+
+
+@bp.app_template_filter("nog_dagen")
+def days_left(value: Any) -> str:
+    """How long until a removal date: nog 12 dagen, nog 1 dag."""
+    try:
+        days = (date.fromisoformat(str(value)[:10]) - today()).days
+    except ValueError:
+        return ""
+    return f"nog {days} dag" if days == 1 else f"nog {days} dagen"
 
 
 @bp.before_request

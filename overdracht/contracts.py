@@ -194,6 +194,8 @@ class Principal:
     role: str
     region: str
     session_id: str
+    #: a zorgverlener's (verloskundige, ...): shown beside her name on what she placed
+    profession: str | None = None
 
     def actor(self) -> dict[str, Any]:
         """The envelope's actor for this principal."""

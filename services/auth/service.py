@@ -622,6 +622,7 @@ def _principal(provider: Provider, session: Session, enrolling: bool = False) ->
         username=provider.username,
         full_name=provider.full_name,
         role=ENROLLING if enrolling else provider.role,
+        profession=provider.profession,
         region=provider.region,
         session_id=str(session.id),
     )

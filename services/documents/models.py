@@ -33,6 +33,7 @@ class Document(Base):
     uploaded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     uploaded_by: Mapped[uuid.UUID]
     uploaded_by_name: Mapped[str] = mapped_column(sa.String(200))
+    uploaded_by_profession: Mapped[str | None] = mapped_column(sa.String(50))
     object_key: Mapped[str] = mapped_column(sa.String(200))
     #: the document's data key, encrypted by the master key master_key_id (crypto.py); it
     #: never leaves this service, and removing the row destroys it (crypto-shredding)
@@ -54,6 +55,7 @@ class Document(Base):
             "removal_date": self.removal_date.isoformat(),
             "uploaded_at": self.uploaded_at.isoformat(),
             "uploaded_by": self.uploaded_by_name,
+            "uploaded_by_profession": self.uploaded_by_profession,
         }
 
 

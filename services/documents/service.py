@@ -191,6 +191,7 @@ class DocumentsService:
             "filename": schemas.filename(fields.get("filename")),
             "actor": who.actor(),
             "uploaded_by_name": who.full_name,
+            "uploaded_by_profession": who.profession,
             "access_point": access_point,
         }
         token = self._issue(UPLOAD, uuid.uuid4(), uuid.UUID(client["id"]), details)
@@ -454,6 +455,7 @@ class DocumentsService:
             uploaded_at=datetime.now(UTC),
             uploaded_by=uuid.UUID(details["actor"]["id"]),
             uploaded_by_name=details["uploaded_by_name"],
+            uploaded_by_profession=details.get("uploaded_by_profession"),
             object_key=key,
             wrapped_key=wrapped.wrapped,
             master_key_id=wrapped.master_key_id,

@@ -8,7 +8,8 @@ import re
 import pytest
 import requests
 
-from tests.support import mobile, valid_bsn
+from gateway.pages import days_left, dutch_time
+from tests.support import in_weeks, mobile, valid_bsn
 
 
 @pytest.fixture
@@ -86,3 +87,27 @@ def test_nobody_found_opens_the_add_client_form_with_what_was_typed_once(harness
         assert f'value="{value}"' in field(form, name)
     again = session.get(harness.url + "/clienten/nieuw").text
     assert typed["bsn"] not in again
+
+
+def test_the_document_list_says_who_placed_what_when_and_how_long_it_stays(harness):
+    api = harness.provider()  # a verloskundige
+    client = harness.new_client(api)
+    placed = harness.upload(api, client["id"], removal_date=in_weeks(3)).json()
+    listed = api.get(f"/clients/{client['id']}/documents").json()["documents"]
+    assert listed[0]["uploaded_by_profession"] == "verloskundige"
+
+    page = api_page(harness, api, f"/clienten/{client['id']}")
+    row = re.search(r"<tr>\s*<td class=\"nowrap\">Zwangerschapskaart.*?</tr>", page, re.S).group(0)
+    assert "2,0\N{NO-BREAK SPACE}kB" in row
+    assert api.account.full_name in row and "verloskundige" in row
+    assert dutch_time(placed["uploaded_at"]) in row
+    assert days_left(placed["removal_date"]) in row and "nog 2" in row  # about 21 days
+    assert '<details class="confirm">' in row and "Ja, verwijderen" in row
+
+
+def api_page(harness, api, path: str) -> str:
+    session = requests.Session()
+    session.cookies.set("overdracht_session", api.headers["Authorization"].removeprefix("Bearer "))
+    response = session.get(harness.url + path)
+    assert response.status_code == 200, response.text[:300]
+    return response.text
