@@ -151,7 +151,9 @@ def totp_setup():
 def totp_confirm():
     data = body()
     with services() as rpc:
-        result = rpc.auth.totp_confirm(principal(), data.get("code"), access_point())
+        result = rpc.auth.totp_confirm(
+            principal(), data.get("code"), data.get("password"), access_point()
+        )
     return jsonify(result)
 
 

@@ -149,10 +149,16 @@ def authenticator():
         try:
             with services() as rpc:
                 result = rpc.auth.totp_confirm(
-                    principal(), request.form.get("code", ""), access_point()
+                    principal(),
+                    request.form.get("code", ""),
+                    request.form.get("password", ""),
+                    access_point(),
                 )
         except InvalidInput as exc:
-            errors, status = {"code": exc.message}, 422
+            field = "password" if exc.code == "wrong_password" else "code"
+            errors, status = {field: exc.message}, 422
+        except Conflict as exc:  # the secret on the page went stale: a new one below
+            errors, status = {"code": exc.message}, 409
         else:
             return render_template("recovery_codes.html", me=me, codes=result["recovery_codes"])
     with services() as rpc:
@@ -191,17 +197,22 @@ def second_factor_policy():
 
 @bp.get("/activeren")
 def activation():
-    """The link from the e-mail: its token moves into the session, out of the address bar."""
-    token = request.args.get("token")
-    if token:
+    """The link from the e-mail, answered at once (not redirected).
+
+    A link opened from webmail is a request from another site: the session cookie
+    (SameSite=Strict) is not sent, and would not be on a redirect either. So the page
+    carries the token in its forms; once she posts one (from this site), the token also
+    waits in the session, and the later pages need no token in their address.
+    """
+    token = _activation_token()
+    if request.args.get("token"):
         session["activation"] = token
-        return redirect(url_for("onboarding.activation"))
     return _activation_page({})
 
 
 @bp.post("/activeren/code")
 def activation_code():
-    token = session.get("activation")
+    token = _activation_token()
     if not token:
         return redirect(url_for("onboarding.activation"))
     try:
@@ -221,7 +232,7 @@ def activation_code():
 
 @bp.post("/activeren")
 def activate():
-    token = session.get("activation")
+    token = _activation_token()
     if not token:
         return redirect(url_for("onboarding.activation"))
     password = request.form.get("password", "")
@@ -246,8 +257,16 @@ def activate():
     return redirect(url_for("pages.login"))
 
 
+def _activation_token() -> str | None:
+    """The link's token: from the address, a form, or the session; kept in the session."""
+    token = request.args.get("token") or request.form.get("token") or session.get("activation")
+    if token and request.method == "POST":
+        session["activation"] = token
+    return token
+
+
 def _activation_page(errors: dict[str, str]):
-    token = session.get("activation")
+    token = _activation_token()
     if not token:
         return render_template(
             "error.html", status=404, message="Open de link uit uw e-mail om te activeren."
@@ -257,7 +276,7 @@ def _activation_page(errors: dict[str, str]):
             link = rpc.auth.activation(caller_token("auth.activation"), token)
     except Gone as exc:
         return _link_gone(exc)
-    return render_template("activate.html", link=link, errors=errors)
+    return render_template("activate.html", link=link, token=token, errors=errors)
 
 
 def _link_gone(exc: Gone):

@@ -102,7 +102,7 @@ def _onboarding_paths() -> dict[str, Any]:
                 _ANY,
                 409,
                 422,
-                requestBody=_json(_object("code", code=_STRING)),
+                requestBody=_json(_object("code", "password", code=_STRING, password=_STRING)),
             )
         },
         "/second-factor": {

@@ -108,6 +108,18 @@ def days_left(value: Any) -> str:
     return f"nog {days} dag" if days == 1 else f"nog {days} dagen"
 
 
+@bp.before_app_request
+def forget_typed_client():
+    """What a search that found nobody left for the add-client form waits one page only:
+    the search's own answer, then the form (BSN and phone do not linger in the cookie)."""
+    if "new_client" in session and request.endpoint not in (
+        "pages.search",
+        "pages.new_client",
+        "static",
+    ):
+        session.pop("new_client")
+
+
 @bp.before_request
 def check_csrf():
     # uploads carry the token as a form field, checked once the stream reaches it

@@ -9,9 +9,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import regex
 import sqlalchemy as sa
 from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
+from eventlet import tpool
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
@@ -34,7 +37,18 @@ MAX_PASSWORD = 128
 hasher = PasswordHasher()
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _AGB = re.compile(r"[0-9]{8}")
+_NAME = regex.compile(r"\p{L}[\p{L}\p{M}\p{N} .,()'\u2019-]*")
 PHONE_MESSAGE = "Ongeldig mobiel nummer: een Nederlands 06-nummer (0612345678 of +31 6 ...)."
+
+
+def verify_password(password_hash: str | None, password: Any) -> bool:
+    """argon2, off the eventlet hub (it is slow on purpose); no hash or no password: False."""
+    if password_hash is None or not isinstance(password, str) or len(password) > MAX_PASSWORD:
+        return False
+    try:
+        return bool(tpool.execute(hasher.verify, password_hash, password))
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def normalize_username(username: Any) -> str:
@@ -48,6 +62,11 @@ def full_name(value: Any) -> str:
         raise InvalidInput("Volledige naam ontbreekt.", "invalid_full_name")
     if not one_script(name):
         raise InvalidInput(f"Volledige naam: {ONE_SCRIPT_MESSAGE}", "invalid_full_name")
+    if not _NAME.fullmatch(name):  # it opens her e-mails: no links, no markup
+        raise InvalidInput(
+            "Volledige naam: letters, cijfers, spaties en . , ( ) ' -; geen andere tekens.",
+            "invalid_full_name",
+        )
     return name
 
 

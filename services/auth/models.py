@@ -50,6 +50,7 @@ class Provider(Base):
     #: being set up, and the last time step a code was accepted for (older ones are replays)
     totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
     totp_pending: Mapped[str | None] = mapped_column(sa.String(64))
+    totp_pending_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     totp_enabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
 

@@ -65,6 +65,7 @@ from services.auth.delivery import DeliveryFailed
 from services.auth.models import (
     ACCOUNT_STATUSES,
     Activation,
+    LoginChallenge,
     Provider,
     ProviderList,
     ProviderListRow,
@@ -403,9 +404,12 @@ class Onboarding:
         if filters.get("role"):
             query = query.where(Provider.role == str(filters["role"]))
         if filters.get("q"):
-            text = "%" + str(filters["q"]).strip().replace("%", r"\%").replace("_", r"\_") + "%"
+            text = str(filters["q"]).strip()
             query = query.where(
-                sa.or_(Provider.full_name.ilike(text), Provider.username.ilike(text))
+                sa.or_(
+                    Provider.full_name.icontains(text, autoescape=True),
+                    Provider.username.icontains(text, autoescape=True),
+                )
             )
         status = filters.get("status")
         if status and status not in ACCOUNT_STATUSES:
@@ -417,10 +421,10 @@ class Onboarding:
     @rpc
     def unlock(self, credential: str, username: str, access_point: dict | None = None) -> dict:
         """End an account's lock and start its count afresh."""
-        actor, _ = self._admin(credential)
+        actor, who = self._admin(credential)
         now = clock.now()
         with self.db.transaction() as tx:
-            provider = self._lock_account(tx, username)
+            provider = self._account_for_update(tx, username, acting=who)
             was_locked = provider.is_locked(now)
             provider.locked_until = None
             provider.failed_logins = 0
@@ -441,7 +445,7 @@ class Onboarding:
         now = clock.now()
         try:
             with self.db.transaction() as tx:
-                provider = self._lock_account(tx, username, acting=who)
+                provider = self._account_for_update(tx, username, acting=who)
                 if provider.deactivated_at is not None:
                     raise Conflict("Dit account is gedeactiveerd.", "account_deactivated")
                 provider.password_hash = None
@@ -454,7 +458,7 @@ class Onboarding:
                 provider.locked_until = None
                 provider.failed_logins = 0
                 provider.lock_count = 0
-                ended = _end_sessions(tx, provider, now)
+                ended = end_logins(tx, provider, now)
                 tx.emit(
                     account_event(
                         PROVIDER_PASSWORD_RESET, actor, access_point, provider, sessions_ended=ended
@@ -473,11 +477,11 @@ class Onboarding:
         actor, who = self._admin(credential)
         now = clock.now()
         with self.db.transaction() as tx:
-            provider = self._lock_account(tx, username, acting=who)
+            provider = self._account_for_update(tx, username, acting=who)
             if provider.deactivated_at is not None:
                 return {"username": provider.username, "sessions_ended": 0}
             provider.deactivated_at = now
-            ended = _end_sessions(tx, provider, now)
+            ended = end_logins(tx, provider, now)
             _supersede(tx, provider, now)
             tx.emit(
                 account_event(
@@ -573,7 +577,7 @@ class Onboarding:
                 )
             else:
                 activation.used_at = now
-                provider = tx.session.get(Provider, provider.id, with_for_update=True)
+                end_logins(tx, provider, now)  # none should be left after a reset: belt and braces
                 provider.password_hash = password_hash
                 provider.activated_at = provider.activated_at or now
                 provider.failed_logins = 0
@@ -763,7 +767,12 @@ class Onboarding:
         subject, text = _mail_text(provider, f"{public_url()}/activeren?token={token}", purpose)
         self.mail.send(provider.email, subject, text)
 
-    def _lock_account(self, tx: Any, username: Any, acting: Principal | None = None) -> Provider:
+    def _account_for_update(
+        self, tx: Any, username: Any, acting: Principal | None = None
+    ) -> Provider:
+        """The account's row, locked for this transaction; a beheerder (acting) may act on
+        zorgverleners and coördinatoren only, and never on herself: auditors and beheerders
+        are the operator's (separation of duties)."""
         provider = tx.session.scalar(
             sa.select(Provider)
             .where(Provider.username == normalize_username(username))
@@ -773,6 +782,11 @@ class Onboarding:
             raise NotFound("Er is geen account met deze gebruikersnaam.", "unknown_user")
         if acting is not None and str(provider.id) == acting.provider_id:
             raise Forbidden("Dit kunt u niet met uw eigen account doen.", "own_account")
+        if acting is not None and provider.role not in BEHEERDER_MAY_REGISTER:
+            raise Forbidden(
+                "Accounts van auditors en beheerders beheert de operator met de opdrachtregel.",
+                "operator_only",
+            )
         return provider
 
     def _undo_code(self, activation_id: uuid.UUID, code_hash: str, previous: tuple) -> None:
@@ -797,10 +811,16 @@ def not_sent(exc: DeliveryFailed, code: str) -> Unavailable:
 def _find_activation(
     session: Any, token: Any, now: datetime, lock: bool = False
 ) -> tuple[Activation, Provider]:
-    """The link's live activation and its account, or Gone saying why not."""
+    """The link's live activation and its account, or Gone saying why not.
+
+    With lock, both rows are locked, the account's first: the order reset and deactivate
+    lock them in too, so the two never wait for each other.
+    """
     query = sa.select(Activation).where(Activation.token_hash == digest(str(token or "")[:100]))
-    activation = session.scalar(query.with_for_update() if lock else query)
-    provider = activation and session.get(Provider, activation.provider_id)
+    activation = session.scalar(query)
+    provider = activation and session.get(Provider, activation.provider_id, with_for_update=lock)
+    if lock and activation is not None:
+        session.refresh(activation, with_for_update=True)
     reason = None
     if activation is None or provider is None or provider.deactivated_at is not None:
         reason = "unknown"
@@ -827,10 +847,21 @@ def _supersede(tx: Any, provider: Provider, now: datetime) -> None:
     )
 
 
-def _end_sessions(tx: Any, provider: Provider, now: datetime) -> int:
+def end_logins(tx: Any, provider: Provider, now: datetime, keep: Any = None) -> int:
+    """End her sessions (but keep) and spend every login still waiting for its code, which
+    was started with a password that may no longer be hers; returns the sessions ended."""
+    tx.session.execute(
+        sa.update(LoginChallenge)
+        .where(LoginChallenge.provider_id == provider.id, LoginChallenge.used_at.is_(None))
+        .values(used_at=now)
+    )
     return tx.session.execute(
         sa.update(Session)
-        .where(Session.provider_id == provider.id, Session.ended_at.is_(None))
+        .where(
+            Session.provider_id == provider.id,
+            Session.ended_at.is_(None),
+            Session.id != keep if keep is not None else sa.true(),
+        )
         .values(ended_at=now)
     ).rowcount
 

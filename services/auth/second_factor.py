@@ -9,6 +9,7 @@ it up (its principal has the role ENROLLING, which every service refuses).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,8 +27,31 @@ from overdracht.contracts import (
 )
 from overdracht.entrypoints import rpc
 from services.auth import totp
+from services.auth.accounts import verify_password
+from services.auth.delivery import DeliveryFailed
 from services.auth.models import Provider, RecoveryCode, SecondFactorPolicy, Session
 from services.auth.onboarding import account_event
+
+#: how long a secret offered for setting up the app stays the same
+SETUP_MINUTES = 10
+
+
+def _pending(provider: Provider | None, now: datetime) -> str | None:
+    """The secret being set up, unless it was offered too long ago."""
+    if provider is None or provider.totp_pending is None or provider.totp_pending_at is None:
+        return None
+    if provider.totp_pending_at + timedelta(minutes=SETUP_MINUTES) <= now:
+        return None
+    return provider.totp_pending
+
+
+def _notice(name: str) -> str:
+    return (
+        f"Beste {name},\n\nVoor uw account op Overdracht is zojuist een authenticator-app "
+        "ingesteld. Voortaan vraagt Overdracht bij het inloggen de code uit die app in plaats "
+        "van een sms.\n\nHeeft u dit niet zelf gedaan? Neem dan direct contact op met de "
+        "helpdesk van Overdracht.\n\nMet vriendelijke groet,\nBeheer Overdracht\n"
+    )
 
 
 def totp_required(session: Any, role: str) -> bool:
@@ -36,48 +60,66 @@ def totp_required(session: Any, role: str) -> bool:
 
 
 class SecondFactor:
-    """The entrypoints; AuthService supplies db and identity (and Onboarding's _admin)."""
+    """The entrypoints; AuthService supplies db, identity, mail, _admin and _count_failure."""
 
     db: Any
     identity: Any
+    mail: Any
 
     @rpc
     def totp_setup(self, principal: str) -> dict:
-        """A secret to set the app up with (the same until confirmed): URI, QR code, text."""
+        """A secret to set the app up with: URI, QR code, text.
+
+        The same for SETUP_MINUTES (a reload between scanning and confirming must not
+        change it), then a new one: a secret someone glimpsed goes stale.
+        """
         who = self.identity(principal)
+        now = clock.now()
         with self.db.transaction() as tx:
             provider = tx.session.get(Provider, who.provider_id, with_for_update=True)
             if provider is None:
                 raise Unauthenticated("Uw sessie is beëindigd. Log opnieuw in.", "session_ended")
             if provider.totp_secret is not None:
                 raise Conflict("De authenticator-app is al ingesteld.", "totp_enabled")
-            if provider.totp_pending is None:
-                provider.totp_pending = totp.new_secret()
+            if _pending(provider, now) is None:
+                provider.totp_pending, provider.totp_pending_at = totp.new_secret(), now
             secret, username = provider.totp_pending, provider.username
         uri = totp.provisioning_uri(secret, username)
         return {"secret": secret, "uri": uri, "qr_svg": totp.qr_svg(uri)}
 
     @rpc
-    def totp_confirm(self, principal: str, code: str, access_point: dict) -> dict:
-        """One code from the app proves it is set up: it replaces the SMS from now on.
+    def totp_confirm(self, principal: str, code: str, password: str, access_point: dict) -> dict:
+        """Her password and one code from the app: the app replaces the SMS from now on.
 
-        Returns the ten recovery codes, the only time anyone sees them.
+        The password, so that a session someone else got hold of cannot swap her second
+        factor for theirs; an e-mail tells her it happened. Returns the ten recovery codes,
+        the only time anyone sees them.
         """
         who = self.identity(principal)
         now = clock.now()
+        with self.db.read() as session:
+            known = session.get(Provider, who.provider_id)
+        if known is None or not verify_password(known.password_hash, password):
+            with self.db.transaction() as tx:
+                if known is not None:
+                    provider = tx.session.get(Provider, known.id, with_for_update=True)
+                    self._count_failure(tx, provider, access_point, now)
+            raise InvalidInput("Uw wachtwoord klopt niet.", "wrong_password")
         codes = totp.new_recovery_codes()
         with self.db.transaction() as tx:
             provider = tx.session.get(Provider, who.provider_id, with_for_update=True)
-            if provider is None or provider.totp_pending is None:
+            secret = _pending(provider, now)
+            if secret is None:
                 raise Conflict(
                     "Start het instellen van de authenticator-app opnieuw.", "totp_not_started"
                 )
-            step = totp.matching_step(provider.totp_pending, code, now, None)
+            step = totp.matching_step(secret, code, now, None)
             if step is None:
                 raise InvalidInput(
                     "Deze code klopt niet. Typ de code die de app nu toont.", "wrong_code"
                 )
-            provider.totp_secret, provider.totp_pending = provider.totp_pending, None
+            provider.totp_secret = secret
+            provider.totp_pending = provider.totp_pending_at = None
             provider.totp_enabled_at = now
             provider.totp_last_step = step
             tx.session.execute(
@@ -93,6 +135,11 @@ class SecondFactor:
                 .values(must_enrol=False)
             )
             tx.emit(account_event(PROVIDER_TOTP_ENROLLED, who.actor(), access_point, provider))
+            email, name = provider.email, provider.full_name
+        try:
+            self.mail.send(email, "Authenticator-app ingesteld voor Overdracht", _notice(name))
+        except DeliveryFailed:  # it is set up either way; the notice is logged as not sent
+            pass
         return {"recovery_codes": codes}
 
     @rpc

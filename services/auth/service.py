@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from argon2.exceptions import InvalidHashError, VerificationError
 from eventlet import tpool
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -42,6 +41,7 @@ from services.auth.accounts import (
     hasher,
     normalize_username,
     provider_context,
+    verify_password,
 )
 from services.auth.delivery import DeliveryFailed, MailSender, SmsSender
 from services.auth.models import (
@@ -55,6 +55,7 @@ from services.auth.models import (
 from services.auth.onboarding import (
     actor_of,
     digest,
+    end_logins,
     masked_phone,
     new_code,
     provider_object,
@@ -160,7 +161,7 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
         # account without a password (invited, reset) is checked against the dummy
         with self.db.read() as session:
             known = session.scalar(sa.select(Provider).where(Provider.username == username))
-        ok = _verify_password((known and known.password_hash) or _DUMMY_HASH, password)
+        ok = verify_password((known and known.password_hash) or _DUMMY_HASH, password)
         now = _now()
         with self.db.transaction() as tx:
             provider = known and tx.session.get(Provider, known.id, with_for_update=True)
@@ -284,7 +285,7 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
             )
         if not isinstance(current_password, str) or not current_password:
             raise InvalidInput("Vul uw huidige wachtwoord in.", "missing_current_password")
-        ok = len(current_password) <= MAX_PASSWORD and _verify_password(
+        ok = len(current_password) <= MAX_PASSWORD and verify_password(
             provider.password_hash, current_password
         )
         if ok:
@@ -308,15 +309,7 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
             else:
                 provider.password_hash = new_hash
                 provider.failed_logins = 0
-                ended = tx.session.execute(
-                    sa.update(Session)
-                    .where(
-                        Session.provider_id == provider.id,
-                        Session.id != current.id,
-                        Session.ended_at.is_(None),
-                    )
-                    .values(ended_at=now)
-                ).rowcount
+                ended = end_logins(tx, provider, now, keep=current.id)
                 tx.emit(
                     make_event(
                         PROVIDER_PASSWORD_CHANGED,
@@ -497,6 +490,8 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
         """
         if pending.method == "sms":
             return "sms" if hmac.compare_digest(pending.code_hash, digest(code)) else None
+        if provider.totp_secret is None:  # the app was taken away (a reset) meanwhile
+            return None
         if totp.looks_like_recovery_code(code):
             spent = tx.session.execute(
                 sa.update(RecoveryCode)
@@ -595,14 +590,6 @@ def _give_back_attempt(tx, keys: list[tuple[str, int]], now: datetime) -> None:
             .where(LoginThrottle.key == key)
             .values(tat=LoginThrottle.tat - interval)
         )
-
-
-def _verify_password(password_hash: str, password: str) -> bool:
-    # argon2 is deliberately slow: run it off the eventlet hub
-    try:
-        return bool(tpool.execute(hasher.verify, password_hash, password))
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 def _failed(actor: dict, access_point: dict, reason: str) -> dict:

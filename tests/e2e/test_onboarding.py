@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.support import Account, mobile
 
@@ -324,3 +325,45 @@ def test_codes_can_be_guessed_three_times_each_and_a_link_sends_five(
     auth_clock.shift(seconds=61)
     sixth = anonymous.post("/activation/code", json={"token": token})
     assert sixth.status_code == 410 and sixth.json()["error"]["code"] == "too_many_codes"
+
+
+def test_the_link_is_answered_at_once_as_from_webmail_without_any_cookie(harness, beheerder):
+    """From another site the session cookie (SameSite=Strict) is not sent: no redirect
+    may depend on it."""
+    invited = invite(beheerder)
+    token = harness.activation_token(invited["email"])
+    page = requests.get(f"{harness.url}/activeren", params={"token": token}, allow_redirects=False)
+    assert page.status_code == 200
+    assert invited["username"] in page.text
+    assert f'name="token" value="{token}"' in page.text
+
+
+def test_a_beheerder_leaves_auditors_and_beheerders_to_the_operator(harness, beheerder):
+    for role in ("auditor", "beheerder"):
+        other = harness.account(role=role, region="Landelijk")
+        for action in ("unlock", "reset", "deactivate"):
+            refused = beheerder.post(f"/accounts/{other.username}/{action}")
+            assert refused.status_code == 403, (role, action, refused.text)
+            assert refused.json()["error"]["code"] == "operator_only"
+
+
+def test_a_login_begun_before_a_reset_cannot_be_finished_after_it(harness, beheerder):
+    """Whoever had her old password and her phone cannot finish a login begun with it."""
+    account = harness.account()
+    api = harness.anonymous()
+    started = api.post("/login", json={"username": account.username, "password": account.password})
+    old_code = harness.sms_code(account.phone)
+    assert beheerder.post(f"/accounts/{account.username}/reset").status_code == 200
+    token = harness.activation_token(account.email)
+    anonymous = harness.anonymous()
+    assert anonymous.post("/activation/code", json={"token": token}).status_code == 200
+    new_code = harness.sms_code(account.phone)
+    done = anonymous.post(
+        "/activation/complete", json={"token": token, "code": new_code, "password": GOOD_PASSWORD}
+    )
+    assert done.status_code == 200, done.text
+
+    late = api.post(
+        "/login/verify", json={"challenge": started.json()["challenge"], "code": old_code}
+    )
+    assert late.status_code == 401 and late.json()["error"]["code"] == "code_failed"

@@ -24,9 +24,15 @@ def enrol(api: Api) -> tuple[pyotp.TOTP, list[str]]:
     assert setup.status_code == 200, setup.text
     assert setup.json()["uri"].startswith("otpauth://totp/Overdracht:")
     app = pyotp.TOTP(setup.json()["secret"])
-    wrong = api.post("/me/totp/confirm", json={"code": f"{(int(app.now()) + 1) % 10**6:06d}"})
+    password = api.account.password
+    wrong = api.post(
+        "/me/totp/confirm",
+        json={"code": f"{(int(app.now()) + 1) % 10**6:06d}", "password": password},
+    )
     assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "wrong_code"
-    confirmed = api.post("/me/totp/confirm", json={"code": app.now()})
+    not_her = api.post("/me/totp/confirm", json={"code": app.now(), "password": "x" * 12})
+    assert not_her.status_code == 422 and not_her.json()["error"]["code"] == "wrong_password"
+    confirmed = api.post("/me/totp/confirm", json={"code": app.now(), "password": password})
     assert confirmed.status_code == 200, confirmed.text
     return app, confirmed.json()["recovery_codes"]
 
@@ -64,6 +70,10 @@ def test_after_enrolment_logins_ask_the_app_and_send_no_sms(harness):
     assert seen["method"] == "totp" and seen["sent_to"] is None
     assert sms_count(account.phone) == sent
     assert api.get("/me").json()["second_factor"] == "totp"
+    # she is told by e-mail, in case it was not she who set it up
+    assert (
+        harness.mail_to(account.email)["Subject"] == "Authenticator-app ingesteld voor Overdracht"
+    )
     # no SMS to ask for again
     resend = harness.anonymous().post("/login/resend", json={"challenge": seen["challenge"]})
     assert resend.status_code in (401, 422)

@@ -213,6 +213,13 @@ def test_a_full_name_mixing_scripts_or_special_letter_forms_is_refused(typed):
     assert "één schrift" in caught.value.message
 
 
+@pytest.mark.parametrize("typed", ["https://x.nl/activeren", "Anna <b>de Vries</b>", "a@b.nl"])
+def test_a_full_name_that_could_carry_a_link_or_markup_into_her_mail_is_refused(typed):
+    with pytest.raises(InvalidInput) as caught:
+        accounts.full_name(typed)
+    assert caught.value.code == "invalid_full_name"
+
+
 def test_a_full_name_may_hold_digits_and_punctuation_of_any_script():
     assert accounts.full_name("  Test   Zorgverlener 3f2a ") == "Test Zorgverlener 3f2a"
     assert accounts.full_name("dr. A.B. de Wit (verloskundige)") == (

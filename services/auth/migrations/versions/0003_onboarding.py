@@ -84,6 +84,8 @@ def downgrade() -> None:
     op.drop_table("provider_lists")
     op.drop_index(op.f("ix_activations_provider_id"), table_name="activations")
     op.drop_table("activations")
+    # a deactivated account must not come back to life without its column
+    op.execute("UPDATE providers SET password_hash = '!' WHERE deactivated_at IS NOT NULL")
     op.drop_column("providers", "deactivated_at")
     op.drop_column("providers", "activated_at")
     op.drop_column("providers", "agb_code")

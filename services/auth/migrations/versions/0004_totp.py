@@ -17,6 +17,7 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("providers", sa.Column("totp_secret", sa.String(64), nullable=True))
     op.add_column("providers", sa.Column("totp_pending", sa.String(64), nullable=True))
+    op.add_column("providers", sa.Column("totp_pending_at", sa.DateTime(timezone=True)))
     op.add_column("providers", sa.Column("totp_enabled_at", sa.DateTime(timezone=True)))
     op.add_column("providers", sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
     op.add_column(
@@ -54,5 +55,6 @@ def downgrade() -> None:
     op.drop_column("login_challenges", "method")
     op.drop_column("providers", "totp_last_step")
     op.drop_column("providers", "totp_enabled_at")
+    op.drop_column("providers", "totp_pending_at")
     op.drop_column("providers", "totp_pending")
     op.drop_column("providers", "totp_secret")
