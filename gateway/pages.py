@@ -128,11 +128,24 @@ def check_csrf():
             abort(400)
 
 
+#: where returning after a login makes no sense (a file, or the way out)
+PAGES_WITHOUT_RETURN = {"pages.download", "pages.logout", "pages.index"}
+
+
 @bp.app_errorhandler(Unauthenticated)
 def to_login(exc: Unauthenticated):
     if request.path.startswith("/api/"):
         return respond(exc.status, exc.code, exc.message)
-    flash(exc.message, "error")
+    message = exc.message
+    if request.endpoint == "pages.upload":  # the file she sent was not placed: say so
+        message = (
+            "Uw document is niet geplaatst: uw sessie was verlopen. "
+            "Log opnieuw in en plaats het opnieuw."
+        )
+        session["after_login"] = url_for("pages.client", client_id=request.view_args["client_id"])
+    elif request.method == "GET" and request.endpoint not in PAGES_WITHOUT_RETURN:
+        session["after_login"] = request.path  # the path only: no query, no other site
+    flash(message, "error")
     response = redirect(url_for("pages.login"))
     clear_session_cookie(response)
     return response
@@ -199,7 +212,11 @@ def login_code():
                 return _code_page({"code": exc.message}), 401
             return _login_again(exc.message)
         _forget_challenge()
-        response = redirect(url_for("pages.overview"))
+        # back to the page she was on when her session ended, if any (a path of ours)
+        back = session.pop("after_login", None)
+        if not (isinstance(back, str) and back.startswith("/") and back[1:2] not in ("/", "\\")):
+            back = url_for("pages.overview")
+        response = redirect(back)
         set_session_cookie(response, result["token"])
         return response
     return _code_page({})

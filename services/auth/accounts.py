@@ -325,7 +325,10 @@ def register(
         **fields,
     )
     session.add(provider)
-    session.flush()
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:  # the same username, taken a moment ago by another call
+        raise Conflict("Deze gebruikersnaam is al in gebruik.", "username_taken") from None
     event = make_event(
         PROVIDER_REGISTERED,
         actor=actor,

@@ -57,6 +57,12 @@ class Provider(Base):
     def is_locked(self, now: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > now
 
+    def clear_lock(self) -> None:
+        """No lock, and failures and locks counted from nothing again."""
+        self.locked_until = None
+        self.failed_logins = 0
+        self.lock_count = 0
+
     def may_log_in(self, now: datetime) -> bool:
         return (
             self.password_hash is not None

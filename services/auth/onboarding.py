@@ -426,9 +426,7 @@ class Onboarding:
         with self.db.transaction() as tx:
             provider = self._account_for_update(tx, username, acting=who)
             was_locked = provider.is_locked(now)
-            provider.locked_until = None
-            provider.failed_logins = 0
-            provider.lock_count = 0
+            provider.clear_lock()
             tx.emit(
                 account_event(
                     PROVIDER_UNLOCKED, actor, access_point, provider, was_locked=was_locked
@@ -455,9 +453,7 @@ class Onboarding:
                 tx.session.execute(
                     sa.delete(RecoveryCode).where(RecoveryCode.provider_id == provider.id)
                 )
-                provider.locked_until = None
-                provider.failed_logins = 0
-                provider.lock_count = 0
+                provider.clear_lock()
                 ended = end_logins(tx, provider, now)
                 tx.emit(
                     account_event(

@@ -111,3 +111,37 @@ def api_page(harness, api, path: str) -> str:
     response = session.get(harness.url + path)
     assert response.status_code == 200, response.text[:300]
     return response.text
+
+
+def _csrf(page: requests.Response) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def test_after_logging_in_again_she_returns_to_her_page_and_a_lost_upload_says_so(harness):
+    account = harness.account()
+    owner = harness.login(account)
+    client = harness.new_client(owner)
+    page = f"/clienten/{client['id']}"
+    browser = requests.Session()
+    browser.cookies.set("overdracht_session", "verlopen-sessie")  # her session ran out
+
+    sent = browser.post(
+        harness.url + page + "/documenten",
+        data={"document_type": "zwangerschapskaart", "removal_date": in_weeks(4)},
+        files={"file": ("kaart.pdf", b"%PDF-1.4 not placed")},
+    )
+    assert "Uw document is niet geplaatst: uw sessie was verlopen" in sent.text
+    assert owner.get(f"/clients/{client['id']}/documents").json()["documents"] == []
+
+    login = browser.get(harness.url + "/inloggen")
+    browser.post(
+        harness.url + "/inloggen",
+        data={"csrf": _csrf(login), "username": account.username, "password": account.password},
+    )
+    code_page = browser.get(harness.url + "/inloggen/code")
+    back = browser.post(
+        harness.url + "/inloggen/code",
+        data={"csrf": _csrf(code_page), "code": harness.sms_code(account.phone)},
+        allow_redirects=False,
+    )
+    assert back.status_code == 302 and back.headers["Location"] == page
