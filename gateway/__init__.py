@@ -24,6 +24,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         DOCUMENTS_URL=config.get("OVERDRACHT_DOCUMENTS_URL").rstrip("/"),
         MAX_DOCUMENT_BYTES=config.get_int("OVERDRACHT_MAX_DOCUMENT_BYTES"),
         DOCUMENT_TYPES=config.document_types(),
+        CONTENT_TYPES=sorted(config.content_types()),
         SECURE_COOKIES=config.is_production(),
         TRUSTED_PROXIES=config.get_int("OVERDRACHT_TRUSTED_PROXIES"),
         # Flask's own cookie (login challenge, messages, the visitor's CSRF value)

@@ -53,6 +53,14 @@ ROLE_LABELS = {
     "beheerder": "Beheerder",
     "auditor": "Auditor",
 }
+#: what a file chooser offers for each allowed type (the type alone misses some systems)
+EXTENSIONS_OF = {
+    "application/pdf": ".pdf",
+    "image/png": ".png",
+    "image/jpeg": ".jpg,.jpeg",
+    "image/tiff": ".tif,.tiff",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+}
 #: errors a form shows next to itself instead of on an error page
 FORM_ERRORS = (InvalidInput, Conflict, RateLimited, TooLarge)
 
@@ -64,6 +72,12 @@ def template_helpers() -> dict[str, Any]:
         "role_labels": ROLE_LABELS,
         "document_types": current_app.config["DOCUMENT_TYPES"],
         "today": today().isoformat(),
+        "accepted_files": ",".join(
+            part
+            for kind in current_app.config["CONTENT_TYPES"]
+            for part in (kind, EXTENSIONS_OF.get(kind))
+            if part
+        ),
     }
 
 

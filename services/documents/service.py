@@ -405,9 +405,18 @@ class DocumentsService:
         limit = config.get_int("OVERDRACHT_MAX_DOCUMENT_BYTES")
         reader = CappedReader(request.environ["wsgi.input"], limit)
         try:
-            kind = content_type(reader.sniff())
+            head = reader.sniff()
         except BrokenBody as exc:
             return self._cut_off(ticket, reader, exc)
+        if not head:
+            return _error(
+                InvalidInput(
+                    "Het bestand is leeg (0 bytes). Kies het bestand opnieuw; is het ook op uw "
+                    "computer leeg, sla het dan opnieuw op.",
+                    "empty_file",
+                )
+            )
+        kind = content_type(head)
         if kind not in config.content_types():
             reader.drain(limit)
             return _error(

@@ -145,3 +145,18 @@ def test_after_logging_in_again_she_returns_to_her_page_and_a_lost_upload_says_s
         allow_redirects=False,
     )
     assert back.status_code == 302 and back.headers["Location"] == page
+
+
+def test_an_empty_file_gets_its_own_message_and_the_chooser_offers_the_allowed_types(harness):
+    api = harness.provider()
+    client = harness.new_client(api)
+    empty = harness.upload(api, client["id"], body=b"")
+    assert empty.status_code == 422
+    assert empty.json()["error"]["code"] == "empty_file"
+    assert "leeg" in empty.json()["error"]["message"]
+
+    chooser = re.search(
+        r'<input name="file"[^>]*>', api_page(harness, api, f"/clienten/{client['id']}")
+    )
+    accept = re.search(r'accept="([^"]+)"', chooser.group(0)).group(1).split(",")
+    assert {"application/pdf", ".pdf", ".docx", "image/jpeg", ".jpeg"} <= set(accept)
