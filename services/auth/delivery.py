@@ -51,7 +51,8 @@ class DeliveryFailed(Exception):
         self.reason = reason
 
 
-def _masked_phone(phone: str) -> str:
+def masked_phone(phone: str) -> str:
+    """The number a message went to, as pages and logs show it: 06-****1234."""
     return f"{phone[:2]}-****{phone[-4:]}"
 
 
@@ -60,7 +61,7 @@ def _masked_address(address: str) -> str:
 
 
 def _sms_failed(to: str, reason: str) -> DeliveryFailed:
-    log.warning("sms to %s not delivered: %s", _masked_phone(to), reason)
+    log.warning("sms to %s not delivered: %s", masked_phone(to), reason)
     return DeliveryFailed(SMS_FAILED_MESSAGE, reason)
 
 

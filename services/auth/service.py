@@ -43,7 +43,7 @@ from services.auth.accounts import (
     provider_context,
     verify_password,
 )
-from services.auth.delivery import DeliveryFailed, MailSender, SmsSender
+from services.auth.delivery import DeliveryFailed, MailSender, SmsSender, masked_phone
 from services.auth.models import (
     LoginChallenge,
     LoginThrottle,
@@ -53,10 +53,10 @@ from services.auth.models import (
     Session,
 )
 from services.auth.onboarding import (
+    WRONG_CODE,
     actor_of,
     digest,
     end_logins,
-    masked_phone,
     new_code,
     provider_object,
     sms_body,
@@ -68,7 +68,6 @@ MAX_USERNAME = 64
 LOGIN_FAILED_MESSAGE = "Onjuiste gebruikersnaam of wachtwoord."
 #: the challenge is spent (used, expired, out of attempts or resends): start again
 CODE_FAILED_MESSAGE = "De code is onjuist of verlopen. Log opnieuw in."
-WRONG_CODE_MESSAGE = "De code is onjuist. U kunt het nog {left} keer proberen."
 #: a challenge's code can be sent again this often ("Code opnieuw sturen")
 MAX_RESENDS = 3
 HOUR = timedelta(hours=1)
@@ -456,7 +455,7 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
             if not _usable(pending, provider, now):
                 return None, Unauthenticated(CODE_FAILED_MESSAGE, "code_failed")
             left = config.get_int("OVERDRACHT_SMS_CODE_ATTEMPTS") - pending.attempts
-            return None, Unauthenticated(WRONG_CODE_MESSAGE.format(left=left), "wrong_code")
+            return None, Unauthenticated(WRONG_CODE.format(left=left), "wrong_code")
         pending.used_at = now
         provider.failed_logins = 0
         provider.lock_count = 0  # the next lock is the first again
