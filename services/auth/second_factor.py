@@ -9,6 +9,7 @@ it up (its principal has the role ENROLLING, which every service refuses).
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -136,10 +137,9 @@ class SecondFactor:
             )
             tx.emit(account_event(PROVIDER_TOTP_ENROLLED, who.actor(), access_point, provider))
             email, name = provider.email, provider.full_name
-        try:
+        # the app is set up either way; a notice that could not go is logged by the adapter
+        with contextlib.suppress(DeliveryFailed):
             self.mail.send(email, "Authenticator-app ingesteld voor Overdracht", _notice(name))
-        except DeliveryFailed:  # it is set up either way; the notice is logged as not sent
-            pass
         return {"recovery_codes": codes}
 
     @rpc

@@ -13,6 +13,7 @@ them (it leaves an upload alone while its ticket lives).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import selectors
 import socket
@@ -187,11 +188,10 @@ class StalledUpload(threading.Thread):
                     pass  # refused while sending: the answer says why
                 last_byte = time.monotonic()
                 answer = b""
-                try:
+                # the server may close it (cut off): what arrived is the answer
+                with contextlib.suppress(OSError):
                     while chunk := sock.recv(65536):
                         answer += chunk
-                except OSError:
-                    pass  # the server closed it (cut off): what arrived is the answer
             status = int(answer[9:12]) if answer.startswith(b"HTTP/1.1 ") else 0
             self.endings.append((status, time.monotonic() - last_byte))
             if status != 408:

@@ -263,7 +263,8 @@ class Trickler(threading.Thread):
 
     def run(self) -> None:
         self.sock.settimeout(self.interval)
-        try:
+        # the server may close the connection: the answer so far is all there is
+        with contextlib.suppress(OSError):
             for byte in self.request:
                 self.sock.send(bytes([byte]))
                 try:
@@ -273,8 +274,6 @@ class Trickler(threading.Thread):
                 self.answer += chunk
                 if not chunk:
                     break
-        except OSError:
-            pass  # the server closed the connection: the answer so far is all there is
         self.cut_after = time.monotonic() - self.started
         self.sock.close()
 
