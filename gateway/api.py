@@ -303,6 +303,13 @@ def logout():
     return response
 
 
+@bp.get("/clients")
+def my_clients():
+    with services() as rpc:
+        result = rpc.clients.mine(principal(), access_point())
+    return jsonify(clients=result["clients"])
+
+
 @bp.post("/clients/search")
 def search_clients():
     data = body()
@@ -398,6 +405,16 @@ def delete_document(document_id: str):
     with services() as rpc:
         rpc.documents.delete(principal(), document_id, access_point())
     return Response(status=204)
+
+
+@bp.patch("/documents/<document_id>")
+def move_removal_date(document_id: str):
+    data = body()
+    with services() as rpc:
+        document = rpc.documents.move_removal_date(
+            principal(), document_id, data.get("removal_date"), access_point()
+        )
+    return jsonify(_public(document))
 
 
 @bp.get("/audit/events")

@@ -399,6 +399,35 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
                 )
             },
             "/clients": {
+                "get": _op(
+                    "Mijn cliënten: the clients she has a relationship with (audited); those "
+                    "with a document someone else placed since she last opened them first, "
+                    "with new_since set",
+                    {
+                        "200": {
+                            "description": "Her clients",
+                            **_json(
+                                _object(
+                                    "clients",
+                                    clients={
+                                        "type": "array",
+                                        "items": _object(
+                                            "id",
+                                            "name",
+                                            "birth_date",
+                                            id=_UUID,
+                                            name=_STRING,
+                                            birth_date=_DATE,
+                                            due_date={"type": ["string", "null"]},
+                                            new_since={"type": ["string", "null"]},
+                                        ),
+                                    },
+                                )
+                            ),
+                        }
+                    },
+                    403,
+                ),
                 "post": _op(
                     "Add a client; establishes the creator's treatment relationship",
                     {"201": {"description": "Created", **_json(_ref("Client"))}},
@@ -419,7 +448,7 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
                             },
                         }
                     ),
-                )
+                ),
             },
             "/clients/{client_id}/relationship": {
                 "post": _op(
@@ -502,7 +531,17 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
                     403,
                     404,
                     parameters=document_id,
-                )
+                ),
+                "patch": _op(
+                    "Move a document's removal date (within the cap; audited)",
+                    {"200": {"description": "Moved", **_json(_ref("Document"))}},
+                    400,
+                    403,
+                    404,
+                    422,
+                    parameters=document_id,
+                    requestBody=_json(_object("removal_date", removal_date=_DATE)),
+                ),
             },
             "/audit/events": {
                 "get": _op(

@@ -326,7 +326,13 @@ def logout():
 
 @bp.get("/overzicht")
 def overview():
-    return render_template("overview.html", me=current()["profile"])
+    """The start page; a zorgverlener's shows Mijn cliënten (audited, as a search is)."""
+    me = current()["profile"]
+    mine = []
+    if me["role"] == ZORGVERLENER and not me.get("must_enrol_totp"):
+        with services() as rpc:
+            mine = rpc.clients.mine(principal(), access_point())["clients"]
+    return render_template("overview.html", me=me, mine=mine)
 
 
 @bp.route("/clienten/zoeken", methods=["GET", "POST"])
@@ -405,6 +411,7 @@ def client(client_id: str):
         client=result["client"],
         documents=result["documents"],
         removal=result["removal_bounds"],
+        removal_error=session.pop("removal_error", None),
     )
 
 
@@ -437,7 +444,27 @@ def delete(document_id: str):
         flash(exc.message, "error")
     else:
         flash("Document verwijderd.", "info")
-    return redirect(url_for("pages.client", client_id=client_id))
+    return _back_to_client(client_id)
+
+
+@bp.post("/documenten/<document_id>/verwijderdatum")
+def move_removal_date(document_id: str):
+    _zorgverlener()
+    client_id = request.form.get("client_id", "")
+    typed = request.form.get("removal_date", "").strip()
+    try:
+        with services() as rpc:
+            moved = rpc.documents.move_removal_date(principal(), document_id, typed, access_point())
+    except InvalidInput as exc:  # beside that document's date, with what she typed
+        session["removal_error"] = {"document": document_id, "value": typed, "message": exc.message}
+    except (Forbidden, NotFound) as exc:
+        flash(exc.message, "error")
+    else:
+        flash(
+            f"De verwijderdatum van {moved['filename']} is nu {dutch_date(moved['removal_date'])}.",
+            "info",
+        )
+    return _back_to_client(client_id)
 
 
 @bp.get("/audit")
@@ -459,6 +486,13 @@ def audit():
         flash(exc.message, "error")
         result = {"events": [], "next_cursor": None}
     return render_template("audit.html", me=me, filters=filters, **result)
+
+
+def _back_to_client(client_id: str):
+    """To the client page a form came from (its hidden client_id), or the start page."""
+    if not client_id.strip():
+        return redirect(url_for("pages.overview"))
+    return redirect(url_for("pages.client", client_id=client_id))
 
 
 def _zorgverlener() -> dict[str, Any]:

@@ -13,7 +13,8 @@ Least privilege, per component (regexes on names, plus topic permissions on rout
   keys (`reply-<component>-<uuid>`), so no one can bind `#` and read other calls, nor
   another component's reply key and read its answers;
 - it publishes events only on its own event exchange, only its own event names;
-- only audit consumes the event queues.
+- audit consumes every event queue of its own; another service consumes only the queue of
+  the one event it subscribes to (SUBSCRIPTIONS), never another's.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from nameko.messaging import QueueConsumer
 from nameko.rpc import RPC_REPLY_QUEUE_TTL, ReplyListener
 from nameko.standalone.rpc import SingleThreadedReplyListener
 
-from overdracht.contracts import EVENT_SOURCES, DeadlinePassed, Unavailable
+from overdracht.contracts import DOCUMENT_UPLOADED, EVENT_SOURCES, DeadlinePassed, Unavailable
 
 RPC_EXCHANGE = "nameko-rpc"
 #: The audit service consumes every event of every publishing service.
@@ -83,11 +84,12 @@ CALLS: dict[str, dict[str, tuple[str, ...]]] = {
             "send_activation_code",
             "activate",
         ),
-        "clients": ("search", "create", "declare_relationship"),
-        "documents": ("begin_upload", "list", "begin_download", "delete"),
+        "clients": ("search", "create", "declare_relationship", "mine"),
+        "documents": ("begin_upload", "list", "begin_download", "delete", "move_removal_date"),
         "audit": ("query",),
     },
     "documents": {"clients": ("authorize",)},
+    "clients": {"auth": ("notify_new_documents",)},
     "retention": {
         "documents": (
             "claim_sweep",
@@ -114,6 +116,12 @@ CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
+#: Events a service other than audit acts on: service → (source, event name, handler).
+#: Clients marks a new document for the others who care for her, and has them told.
+SUBSCRIPTIONS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "clients": (("documents", DOCUMENT_UPLOADED, "on_document_uploaded"),),
+}
+
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
@@ -125,6 +133,11 @@ def audit_handler(source: str) -> str:
 def audit_queue(source: str) -> str:
     """The queue nameko's SERVICE_POOL handler uses: evt-<source>-<type>--<service>.<method>."""
     return f"evt-{source}-#--{AUDIT_SERVICE}.{audit_handler(source)}"
+
+
+def subscription_queue(service: str, source: str, event: str, handler: str) -> str:
+    """The queue of one subscribed event, named as nameko's SERVICE_POOL handler names it."""
+    return f"evt-{source}-{event}--{service}.{handler}"
 
 
 def event_exchange(source: str) -> str:
@@ -193,6 +206,10 @@ def _permissions(component: str) -> tuple[dict[str, str], list[dict[str, str]]]:
         write.append(re.escape(event_exchange(component)))
     if component == AUDIT_SERVICE:
         read += [re.escape(audit_queue(source)) for source in EVENT_SOURCES]
+    read += [
+        re.escape(subscription_queue(component, *subscribed))
+        for subscribed in SUBSCRIPTIONS.get(component, ())
+    ]
     resource = {"configure": _any(reply_queue), "write": _any(write), "read": _any(read)}
 
     rpc_keys = [re.escape(f"{s}.{m}") for s, methods in calls.items() for m in methods]
@@ -241,6 +258,9 @@ def topology(vhost: str) -> dict[str, list[dict[str, Any]]]:
             {"name": event_exchange(source), **exchange, "internal": False, "arguments": {}}
         )
         bind(event_exchange(source), audit_queue(source), "#")
+    for service, subscribed in SUBSCRIPTIONS.items():
+        for source, event, handler in subscribed:
+            bind(event_exchange(source), subscription_queue(service, source, event, handler), event)
     return {"exchanges": exchanges, "queues": queues, "bindings": bindings}
 
 

@@ -54,6 +54,8 @@ PROVIDER_LIST_REGISTERED = "provider_list.registered"
 CLIENT_SEARCHED = "client.searched"
 CLIENT_CREATED = "client.created"
 CLIENT_DELETED = "client.deleted"
+#: a provider's own clients (Mijn cliënten) were shown to her; detail names them
+CLIENTS_LISTED = "client.listed"
 RELATIONSHIP_ESTABLISHED = "relationship.established"
 DOCUMENT_UPLOADED = "document.uploaded"
 DOCUMENT_LISTED = "document.listed"
@@ -62,6 +64,8 @@ DOCUMENT_DOWNLOADED = "document.downloaded"
 #: DELIVERY_OUTCOMES, detail names the grant's event_id (`grant_event_id`)
 DOCUMENT_DELIVERY = "document.delivery"
 DOCUMENT_DELETED = "document.deleted"
+#: a provider moved a removal date (within the same cap); detail has from and to
+DOCUMENT_REMOVAL_DATE_MOVED = "document.removal_date_moved"
 DOCUMENT_EXPIRED = "document.expired"
 ACCESS_DENIED = "access.denied"
 
@@ -88,6 +92,7 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
         CLIENT_SEARCHED,
         CLIENT_CREATED,
         CLIENT_DELETED,
+        CLIENTS_LISTED,
         RELATIONSHIP_ESTABLISHED,
         ACCESS_DENIED,
     ),
@@ -97,6 +102,7 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
         DOCUMENT_DOWNLOADED,
         DOCUMENT_DELIVERY,
         DOCUMENT_DELETED,
+        DOCUMENT_REMOVAL_DATE_MOVED,
         DOCUMENT_EXPIRED,
         ACCESS_DENIED,
     ),

@@ -19,8 +19,9 @@ from nameko.events import SERVICE_POOL, EventHandler
 from nameko.exceptions import ContainerBeingKilled
 from nameko.rpc import Rpc, RpcConsumer
 
+from overdracht import config
 from overdracht.bus import DEADLINE_HEADER, adapt_nameko, deadline_of
-from overdracht.contracts import OverdrachtError
+from overdracht.contracts import EVENT_SOURCES, OverdrachtError, check_envelope
 
 adapt_nameko()
 
@@ -97,8 +98,27 @@ class AttributedEventHandler(EventHandler):
             self.queue_consumer.requeue_message(message)
 
 
-def event_handler(source: str) -> Any:
-    """Every event of one source service, requeued (never lost) when the handler fails."""
+def event_handler(source: str, event: str = "#") -> Any:
+    """Events of one source service (every one, or one name), requeued (never lost) when
+    the handler fails."""
     return AttributedEventHandler.decorator(
-        source, "#", handler_type=SERVICE_POOL, requeue_on_error=True
+        source, event, handler_type=SERVICE_POOL, requeue_on_error=True
     )
+
+
+def check_sender(source: str, sender: str | None, size: int, payload: Any) -> dict[str, Any]:
+    """The envelope, if the broker-validated sender owns its event name; else ValueError.
+
+    RabbitMQ refuses a message whose user_id is not the publishing connection's own user,
+    so user_id names who really published it, whatever the payload claims.
+    """
+    limit = config.get_int("OVERDRACHT_MAX_EVENT_BYTES")
+    if size > limit:
+        raise ValueError(f"event of {size} bytes exceeds {limit}")
+    expected = config.get("OVERDRACHT_BUS_USER_PREFIX") + source
+    if sender != expected:
+        raise ValueError(f"published by {sender or 'an unnamed sender'!r}, not by {expected!r}")
+    envelope = check_envelope(payload)
+    if envelope["event"] not in EVENT_SOURCES[source]:
+        raise ValueError(f"{source} does not publish {envelope['event']!r}")
+    return envelope

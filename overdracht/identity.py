@@ -4,7 +4,7 @@ Every service does this itself, first thing in every RPC method; so that is also
 request whose caller stopped waiting (it waited for a free worker) is dropped. A call for
 a provider carries auth's principal; a call for nobody carries a token signed with its
 caller's own key: the gateway (logging in, before there is a principal), retention
-(removals) or an operator (the CLI).
+(removals), an operator (the CLI) or clients (the new-document notice).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from overdracht.contracts import (
 #: Callers that sign their own calls, each with a key only it holds.
 GATEWAY = "gateway"
 RETENTION = "retention"
+CLIENTS = "clients"
 OPERATOR = "operator"
 
 
@@ -85,6 +86,7 @@ class Identity(DependencyProvider):
                 RETENTION: config.public_key("system"),
                 GATEWAY: config.public_key(GATEWAY),
                 OPERATOR: config.public_key(OPERATOR),
+                CLIENTS: config.public_key(CLIENTS),
             },
         )
 

@@ -47,6 +47,7 @@ ROUTES = [
     api("GET", "/second-factor", {B}),
     # no such role: a cell that changes no policy
     api("POST", "/second-factor", {B}, json={"role": "geen-rol", "totp_required": True}),
+    api("GET", "/clients", {Z}),
     api("POST", "/clients/search", {Z}, json={"birth_date": "1990-01-01", "bsn": "111222333"}),
     api("POST", "/clients", {Z}, json={}),
     api("POST", "/clients/{client}/relationship", {Z}),
@@ -60,6 +61,7 @@ ROUTES = [
     ),
     api("GET", "/documents/{document}/content", {Z}),
     api("DELETE", "/documents/{document}", {Z}),
+    api("PATCH", "/documents/{document}", {Z}, json={"removal_date": in_weeks(3)}),
     api("GET", "/audit/events", {A}),
     api("POST", "/provider-lists", {C}, files={"file": ("lijst.csv", CSV)}),
     api("GET", "/region/accounts", {C}),
@@ -93,6 +95,7 @@ ROUTES = [
     ),
     page("GET", "/documenten/{document}/download", {Z}),
     page("POST", "/documenten/{document}/verwijderen", {Z}),
+    page("POST", "/documenten/{document}/verwijderdatum", {Z}, data={"removal_date": in_weeks(3)}),
     page("GET", "/audit", {A}),
     page("GET", "/regio", {C}),
     page("POST", "/regio", {C}, files={"file": ("lijst.csv", CSV)}),

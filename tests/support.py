@@ -218,6 +218,14 @@ class Harness:
         assert response.status_code == 201, response.text
         return {**data, **response.json()}
 
+    def relate(self, api: Api, client: dict[str, Any]) -> None:
+        """Find her (birth date and BSN) and declare a treatment relationship, as a provider
+        taking over does."""
+        criteria = {"birth_date": client["birth_date"], "bsn": client["bsn"]}
+        assert api.post("/clients/search", json=criteria).status_code == 200
+        declared = api.post(f"/clients/{client['id']}/relationship")
+        assert declared.status_code == 201, declared.text
+
     def upload(
         self,
         api: Api,

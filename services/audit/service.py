@@ -19,14 +19,12 @@ from overdracht.contracts import (
     DELIVERED,
     DOCUMENT_DELIVERY,
     DOCUMENT_DOWNLOADED,
-    EVENT_SOURCES,
     Forbidden,
     InvalidInput,
-    check_envelope,
     make_event,
 )
 from overdracht.db import Database
-from overdracht.entrypoints import event_handler, rpc
+from overdracht.entrypoints import check_sender, event_handler, rpc
 from overdracht.identity import Identity
 from services.audit import chain
 from services.audit.checkpoints import ChainBroken
@@ -133,24 +131,6 @@ class AuditService:
                     received_at=datetime.now(UTC),
                 )
             )
-
-
-def check_sender(source: str, sender: str | None, size: int, payload: Any) -> dict[str, Any]:
-    """The envelope, if the broker-validated sender owns its event name; else ValueError.
-
-    RabbitMQ refuses a message whose user_id is not the publishing connection's own user,
-    so user_id names who really published it, whatever the payload claims.
-    """
-    limit = config.get_int("OVERDRACHT_MAX_EVENT_BYTES")
-    if size > limit:
-        raise ValueError(f"event of {size} bytes exceeds {limit}")
-    expected = config.get("OVERDRACHT_BUS_USER_PREFIX") + source
-    if sender != expected:
-        raise ValueError(f"published by {sender or 'an unnamed sender'!r}, not by {expected!r}")
-    envelope = check_envelope(payload)
-    if envelope["event"] not in EVENT_SOURCES[source]:
-        raise ValueError(f"{source} does not publish {envelope['event']!r}")
-    return envelope
 
 
 def _query(filters: dict) -> tuple[sa.Select, int]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
+import logging
 import math
 import secrets
 import uuid
@@ -33,7 +35,7 @@ from overdracht.contracts import (
 )
 from overdracht.db import Database
 from overdracht.entrypoints import rpc
-from overdracht.identity import GATEWAY, Identity
+from overdracht.identity import CLIENTS, GATEWAY, Identity
 from services.auth import onboarding, second_factor, totp
 from services.auth.accounts import (
     MAX_PASSWORD,
@@ -59,6 +61,7 @@ from services.auth.onboarding import (
     end_logins,
     new_code,
     provider_object,
+    public_url,
     sms_body,
     too_soon,
 )
@@ -73,6 +76,21 @@ MAX_RESENDS = 3
 HOUR = timedelta(hours=1)
 # verifying against this when the username is unknown keeps both paths equally slow
 _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+
+log = logging.getLogger(__name__)
+
+NOTICE_SUBJECT = "Nieuw document op Overdracht"
+
+
+def _new_documents_notice(name: str) -> str:
+    """The new-document e-mail: no client data at all, only that something waits."""
+    return (
+        f"Beste {name},\n\nOp Overdracht is een nieuw document geplaatst voor een cliënt "
+        "met wie u een behandelrelatie heeft. Log in om het te bekijken; op uw startpagina "
+        f"staat de cliënt gemarkeerd.\n\n{public_url()}/overzicht\n\n"
+        "Over dezelfde cliënt krijgt u hoogstens één zo'n bericht per uur.\n\n"
+        "Met vriendelijke groet,\nOverdracht\n"
+    )
 
 
 def _uuid(value: Any) -> uuid.UUID:
@@ -369,6 +387,38 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
                     access_point=access_point,
                 )
             )
+
+    # Clients asks for the new-document notice: a call signed with its own key.
+
+    @rpc
+    def notify_new_documents(self, caller: str, provider_ids: list[str]) -> dict:
+        """E-mail each of these providers that something new waits for her on Overdracht.
+
+        Clients decides who and how often (at most once an hour per client); the mail
+        holds no client data, only a link. A failed send is logged and skipped: the
+        document is placed, and Mijn cliënten marks it new whether the mail arrives or not.
+        """
+        self.identity.caller(caller, CLIENTS)
+        ids = []
+        for value in provider_ids if isinstance(provider_ids, list) else []:
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                ids.append(uuid.UUID(str(value)))
+        with self.db.read() as session:
+            recipients = session.execute(
+                sa.select(Provider.email, Provider.full_name).where(
+                    Provider.id.in_(ids[:500]),
+                    Provider.activated_at.is_not(None),
+                    Provider.deactivated_at.is_(None),
+                )
+            ).all()
+        sent = 0
+        for email, name in recipients:
+            try:
+                self.mail.send(email, NOTICE_SUBJECT, _new_documents_notice(name))
+                sent += 1
+            except DeliveryFailed as exc:
+                log.warning("new-document notice not sent: %s", exc.reason)
+        return {"sent": sent, "failed": len(recipients) - sent}
 
     # Retention clears what can no longer be used: a call signed with the system key.
 

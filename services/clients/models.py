@@ -42,6 +42,7 @@ class Relationship(Base):
     """A treatment relationship (behandelrelatie) between a provider and a client."""
 
     __tablename__ = "relationships"
+    __table_args__ = (sa.Index("ix_relationships_provider", "provider_id"),)
 
     client_id: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True
@@ -49,6 +50,10 @@ class Relationship(Base):
     provider_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     basis: Mapped[str] = mapped_column(sa.String(20))
     established_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    #: when someone else first placed a document she has not seen (null: nothing new)
+    unseen_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    #: when she was last told by e-mail that something new waits (at most once an hour)
+    notified_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class Search(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,11 +13,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from overdracht import config
+from overdracht.bus import RpcProxy
 from overdracht.contracts import (
     ACCESS_DENIED,
     CLIENT_CREATED,
     CLIENT_DELETED,
     CLIENT_SEARCHED,
+    CLIENTS_LISTED,
+    DOCUMENT_LISTED,
+    DOCUMENT_UPLOADED,
     RELATIONSHIP_ESTABLISHED,
     SYSTEM_ACTOR,
     ZORGVERLENER,
@@ -27,12 +32,15 @@ from overdracht.contracts import (
     RateLimited,
     make_event,
     sign_grant,
+    sign_system_token,
 )
 from overdracht.db import Database
-from overdracht.entrypoints import rpc
+from overdracht.entrypoints import check_sender, event_handler, rpc
 from overdracht.identity import Identity
 from services.clients import schemas
 from services.clients.models import Client, Outbox, Relationship, Search
+
+log = logging.getLogger(__name__)
 
 NOT_ALLOWED = "U heeft geen toegang tot deze cliënt."
 CLIENT_EXISTS = "Er is al een cliënt met deze geboortedatum en dit BSN. Zoek haar op."
@@ -47,6 +55,10 @@ def _client_id(value: Any) -> uuid.UUID:
 
 #: how far back the hourly lookup limit counts
 LIMIT_WINDOW = timedelta(hours=1)
+#: at most one new-document e-mail per client per provider in this time
+NOTICE_INTERVAL = timedelta(hours=1)
+#: the most clients Mijn cliënten shows: those with something new first, then the newest
+MAX_MINE = 200
 
 
 def _search_retention() -> timedelta:
@@ -63,6 +75,7 @@ class ClientsService:
 
     db = Database("clients", Outbox)
     identity = Identity()
+    auth = RpcProxy("auth")
 
     @rpc
     def search(self, principal: str, criteria: dict, access_point: dict) -> dict:
@@ -162,6 +175,52 @@ class ClientsService:
         return client.summary()
 
     @rpc
+    def mine(self, principal: str, access_point: dict) -> dict:
+        """Mijn cliënten: the clients she has a treatment relationship with (audited).
+
+        Those with a document someone else placed since she last opened them come first,
+        marked new. Opening one needs no search and does not count against the limit.
+        """
+        who = self._zorgverlener(principal, access_point, CLIENTS_LISTED)
+        query = (
+            sa.select(Client, Relationship)
+            .join(Relationship, Relationship.client_id == Client.id)
+            .where(Relationship.provider_id == uuid.UUID(who.provider_id))
+            .order_by(
+                Relationship.unseen_since.desc().nulls_last(),
+                Relationship.established_at.desc(),
+            )
+            .limit(MAX_MINE)
+        )
+        with self.db.transaction(confirm_events=True) as tx:
+            rows = tx.session.execute(query).all()
+            if rows:  # names shown are client data: who saw whose, like a search
+                tx.emit(
+                    make_event(
+                        CLIENTS_LISTED,
+                        actor=who.actor(),
+                        access_point=access_point,
+                        detail={
+                            "results": len(rows),
+                            "client_ids": [str(client.id) for client, _ in rows],
+                        },
+                    )
+                )
+        return {
+            "clients": [
+                {
+                    **client.summary(),
+                    "birth_date": client.birth_date.isoformat(),
+                    "due_date": client.due_date.isoformat() if client.due_date else None,
+                    "new_since": (
+                        related.unseen_since.isoformat() if related.unseen_since else None
+                    ),
+                }
+                for client, related in rows
+            ]
+        }
+
+    @rpc
     def declare_relationship(self, principal: str, client_id: str, access_point: dict) -> dict:
         """Declare a treatment relationship with a client this provider just found."""
         who = self._zorgverlener(principal, access_point, "relationship.declare")
@@ -219,11 +278,13 @@ class ClientsService:
         self.identity(principal)  # before anything else, even reading the arguments
         cid = _client_id(client_id)
         who = self._zorgverlener(principal, access_point, action, str(cid))
-        with self.db.read() as session:
-            client = session.get(Client, cid)
-            related = client is not None and session.get(
+        with self.db.transaction() as tx:
+            client = tx.session.get(Client, cid)
+            related = client is not None and tx.session.get(
                 Relationship, (cid, uuid.UUID(who.provider_id))
             )
+            if related and action == DOCUMENT_LISTED and related.unseen_since is not None:
+                related.unseen_since = None  # she opens the list: nothing is new any more
         if client is None:
             raise NotFound("Cliënt niet gevonden.")
         if not related:
@@ -234,6 +295,48 @@ class ClientsService:
             "due_date": client.due_date.isoformat() if client.due_date else None,
             "grant": sign_grant(who, str(cid), action, config.private_key("clients")),
         }
+
+    # --- documents placed: mark them new for the others, and have them told ---------------
+
+    @event_handler("documents", DOCUMENT_UPLOADED)
+    def on_document_uploaded(self, payload: Any, sender: str | None, size: int) -> None:
+        """Someone placed a document: new for everyone else in a relationship with her.
+
+        Each of them gets an e-mail (through auth, which knows their addresses), at most
+        one per client an hour. A failure raises, and the event comes back later: the
+        marks and the times of the mails are written only once auth accepted the call.
+        """
+        try:
+            event = check_sender("documents", sender, size, payload)
+            client_id = uuid.UUID(str(event["subject"]))
+            uploader = uuid.UUID(str(event["actor"]["id"]))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.error("a document.uploaded event was ignored: %s", exc)
+            return
+        if event["event"] != DOCUMENT_UPLOADED:
+            return
+        placed_at = datetime.fromisoformat(event["occurred_at"])
+        now = datetime.now(UTC)
+        with self.db.transaction() as tx:
+            others = tx.session.scalars(
+                sa.select(Relationship)
+                .where(Relationship.client_id == client_id, Relationship.provider_id != uploader)
+                .with_for_update()
+            ).all()
+            due = []
+            for related in others:
+                if related.unseen_since is None:
+                    related.unseen_since = placed_at
+                if related.notified_at is None or related.notified_at <= now - NOTICE_INTERVAL:
+                    related.notified_at = now
+                    due.append(str(related.provider_id))
+            if due:
+                token = sign_system_token(
+                    "clients",
+                    config.private_key("clients"),
+                    call="auth.notify_new_documents",
+                )
+                self.auth.notify_new_documents(token, due)
 
     # --- retention (system calls, no client data leaves) ---------------------------------
 

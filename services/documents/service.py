@@ -32,6 +32,7 @@ from overdracht.contracts import (
     DOCUMENT_DOWNLOADED,
     DOCUMENT_EXPIRED,
     DOCUMENT_LISTED,
+    DOCUMENT_REMOVAL_DATE_MOVED,
     DOCUMENT_UPLOADED,
     SYSTEM_ACTOR,
     TICKET_HEADER,
@@ -271,6 +272,49 @@ class DocumentsService:
                 object=_document_object(document),
             ),
         )
+
+    @rpc
+    def move_removal_date(
+        self, principal: str, document_id: str, removal_date: Any, access_point: dict
+    ) -> dict:
+        """Move a document's removal date, within the same cap as at upload; audited.
+
+        Any provider with a relationship may: whoever cares for her next may need it longer
+        (a birth after the due date) or want it gone sooner.
+        """
+        who = self._zorgverlener(principal, access_point, DOCUMENT_REMOVAL_DATE_MOVED, document_id)
+        document = self._current(document_id)
+        client = self._authorize(
+            principal, str(document.client_id), DOCUMENT_REMOVAL_DATE_MOVED, access_point
+        )
+        moved_to = schemas.removal_date(removal_date, _due_date(client))
+        with self.db.transaction() as tx:
+            # only while it is still there: the sweep may have removed it meanwhile
+            before = tx.session.scalar(
+                sa.select(Document.removal_date)
+                .where(Document.id == document.id, Document.removal_date > today())
+                .with_for_update()
+            )
+            if before is None:
+                raise NotFound("Document niet gevonden.")
+            if before != moved_to:
+                tx.session.execute(
+                    sa.update(Document)
+                    .where(Document.id == document.id)
+                    .values(removal_date=moved_to)
+                )
+                tx.emit(
+                    make_event(
+                        DOCUMENT_REMOVAL_DATE_MOVED,
+                        actor=who.actor(),
+                        access_point=access_point,
+                        subject=str(document.client_id),
+                        object=_document_object(document),
+                        detail={"from": before.isoformat(), "to": moved_to.isoformat()},
+                    )
+                )
+        document.removal_date = moved_to
+        return document.as_dict()
 
     # --- RPC: retention (system calls) ----------------------------------------------------
 

@@ -23,9 +23,11 @@ from overdracht.bus import (
     COMPONENTS,
     RPC_EXCHANGE,
     SERVICES,
+    SUBSCRIPTIONS,
     audit_queue,
     component_uri,
     event_exchange,
+    subscription_queue,
     uri_parts,
 )
 from overdracht.contracts import EVENT_SOURCES, make_event
@@ -138,6 +140,20 @@ def test_only_audit_reads_the_event_queues(platform, component, source):
     )
 
 
+SUBSCRIBED = [(service, *entry) for service, entries in SUBSCRIPTIONS.items() for entry in entries]
+
+
+@pytest.mark.parametrize("subscribed", SUBSCRIBED, ids=lambda s: s[0] + ":" + s[2])
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_a_subscription_queue_is_read_by_its_service_alone(platform, component, subscribed):
+    """A foothold in documents (or the gateway) must not swallow the events that mark new
+    documents and trigger the notices, nor read them; clients itself may."""
+    queue = subscription_queue(*subscribed)
+    # unacknowledged, a message it might get goes back to the queue when the channel closes
+    expected = 0 if component == subscribed[0] else ACCESS_REFUSED
+    assert refused(uri(platform, component), lambda ch: ch.basic_get(queue)) == expected
+
+
 def _publish(ch, exchange: str, routing_key: str, body: dict, **properties) -> None:
     ch.confirm_delivery()
     ch.basic_publish(
@@ -189,7 +205,13 @@ def _not_called_by(component: str, key: str) -> bool:
     [
         (c, k)
         for c in COMPONENTS
-        for k in ("retention.sweep", "clients.delete_clients", "clients.authorize", "audit.query")
+        for k in (
+            "retention.sweep",
+            "clients.delete_clients",
+            "clients.authorize",
+            "audit.query",
+            "auth.notify_new_documents",
+        )
         if _not_called_by(c, k)
     ],
 )
