@@ -26,12 +26,16 @@ def status_of(exc: OverdrachtError) -> int:
     return 400 if isinstance(exc, MalformedRequest) else exc.status
 
 
-def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+#: page routes a script calls, answered in the API's error shape too
+JSON_PAGES = frozenset({"pages.keep_session"})
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.endpoint in JSON_PAGES
 
 
 def respond(status: int, code: str, message: str):
-    if _wants_json():
+    if wants_json():
         return jsonify(error={"code": code, "message": message}), status
     return render_template("error.html", status=status, message=message), status
 

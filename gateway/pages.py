@@ -10,6 +10,8 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -18,7 +20,7 @@ from flask import (
 )
 
 from gateway import api
-from gateway.errors import respond, with_retry_after
+from gateway.errors import respond, wants_json, with_retry_after
 from gateway.session import (
     access_point,
     caller_token,
@@ -69,6 +71,8 @@ FORM_ERRORS = (InvalidInput, Conflict, RateLimited, TooLarge)
 def template_helpers() -> dict[str, Any]:
     return {
         "csrf_token": csrf_token,
+        # this request's session, once auth was asked: for the "blijf ingelogd" warning
+        "session_state": g.caller.get("session") if "caller" in g else None,
         "role_labels": ROLE_LABELS,
         "document_types": current_app.config["DOCUMENT_TYPES"],
         "today": today().isoformat(),
@@ -148,7 +152,7 @@ PAGES_WITHOUT_RETURN = {"pages.download", "pages.logout", "pages.index"}
 
 @bp.app_errorhandler(Unauthenticated)
 def to_login(exc: Unauthenticated):
-    if request.path.startswith("/api/"):
+    if wants_json():
         return respond(exc.status, exc.code, exc.message)
     message = exc.message
     if request.endpoint == "pages.upload":  # the file she sent was not placed: say so
@@ -322,6 +326,12 @@ def logout():
     response = redirect(url_for("pages.login"))
     clear_session_cookie(response)
     return response
+
+
+@bp.post("/sessie")
+def keep_session():
+    """Blijf ingelogd: any request of hers extends her session; this one says how long."""
+    return jsonify(current()["session"])
 
 
 @bp.get("/overzicht")

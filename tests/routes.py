@@ -74,6 +74,7 @@ ROUTES = [
     api("POST", "/accounts/{target}/reset", {B}),
     api("POST", "/accounts/{target}/deactivate", {B}),
     page("GET", "/overzicht", EVERYONE),
+    page("POST", "/sessie", EVERYONE),
     page("GET", "/wachtwoord", EVERYONE),
     page("POST", "/wachtwoord", EVERYONE, data={"current_password": "x" * 12}),
     page("GET", "/authenticator", EVERYONE),

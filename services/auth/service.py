@@ -361,9 +361,17 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
             session.last_seen_at = now
             enrolling = session.must_enrol and provider.totp_secret is None
             principal = _principal(provider, session, enrolling)
+            idle_end = now + timedelta(minutes=config.get_int("OVERDRACHT_SESSION_IDLE_MINUTES"))
+            ends = min(idle_end, session.expires_at)
         return {
             "principal": sign_principal(principal, config.private_key("principal")),
             "profile": {**provider.profile(), "must_enrol_totp": enrolling},
+            # for the page's "blijf ingelogd": how long this session lasts without another
+            # request, and whether another request would make it last longer
+            "session": {
+                "seconds_left": int((ends - now).total_seconds()),
+                "renewable": idle_end < session.expires_at,
+            },
         }
 
     @rpc

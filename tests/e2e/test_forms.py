@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from gateway.pages import days_left, dutch_time
+from overdracht import config
 from tests.support import in_weeks, mobile, valid_bsn
 
 
@@ -160,3 +161,21 @@ def test_an_empty_file_gets_its_own_message_and_the_chooser_offers_the_allowed_t
     )
     accept = re.search(r'accept="([^"]+)"', chooser.group(0)).group(1).split(",")
     assert {"application/pdf", ".pdf", ".docx", "image/jpeg", ".jpeg"} <= set(accept)
+
+
+def test_blijf_ingelogd_extends_the_session_and_says_for_how_long(harness, browser):
+    session, csrf = browser
+    kept = session.post(harness.url + "/sessie", data={"csrf": csrf})
+    assert kept.status_code == 200
+    idle = int(config.get("OVERDRACHT_SESSION_IDLE_MINUTES")) * 60
+    assert idle - 5 <= kept.json()["seconds_left"] <= idle
+    assert kept.json()["renewable"] is True
+    page = session.get(harness.url + "/overzicht").text
+    assert re.search(r'id="session-warning" class="session-warning" hidden', page)
+
+    assert session.post(harness.url + "/sessie", data={}).status_code == 400  # no CSRF
+    ended = requests.Session()  # a session that ran out meanwhile
+    ended.cookies.set("overdracht_session", "verlopen-sessie")
+    login = ended.get(harness.url + "/inloggen")
+    gone = ended.post(harness.url + "/sessie", data={"csrf": _csrf(login)})
+    assert gone.status_code == 401 and gone.json()["error"]["code"] == "session_expired"
