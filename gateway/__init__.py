@@ -8,6 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import overdracht  # noqa: F401 - first, for its warning filter (gateway.rpc imports eventlet)
+from gateway.cookie import SealedCookieSessionInterface
 from gateway.rpc import RpcPool
 from overdracht import config
 
@@ -35,6 +36,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )
     app.config.update(overrides or {})
+    app.session_interface = SealedCookieSessionInterface()
     if app.config["TRUSTED_PROXIES"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"], x_proto=1)
     app.extensions["rpc"] = RpcPool(

@@ -20,7 +20,7 @@ from flask import (
 )
 
 from gateway.api import ACCOUNT_ACTIONS, csv_text
-from gateway.errors import with_retry_after
+from gateway.forms import refusal, refused
 from gateway.pages import ROLE_LABELS
 from gateway.session import (
     access_point,
@@ -112,6 +112,16 @@ WHILE_ENROLLING = {"onboarding.authenticator", "pages.logout", "pages.overview"}
 
 
 @bp.before_app_request
+def forget_recovery_codes():
+    """The recovery codes wait for their one page only, never in the cookie beyond it."""
+    if "recovery_codes" in session and request.endpoint not in (
+        "onboarding.recovery_codes",
+        "static",
+    ):
+        session.pop("recovery_codes")
+
+
+@bp.before_app_request
 def authenticator_first():
     """Her role requires the app and she has none: she sets it up before anything else.
 
@@ -143,8 +153,6 @@ def authenticator():
     if me["second_factor"] == "totp":
         flash("Uw authenticator-app is al ingesteld.", "info")
         return redirect(url_for("pages.overview"))
-    errors: dict[str, str] = {}
-    status = 200
     if request.method == "POST":
         try:
             with services() as rpc:
@@ -156,15 +164,26 @@ def authenticator():
                 )
         except InvalidInput as exc:
             field = "password" if exc.code == "wrong_password" else "code"
-            errors, status = {field: exc.message}, 422
-        except Conflict as exc:  # the secret on the page went stale: a new one below
-            errors, status = {"code": exc.message}, 409
-        else:
-            return render_template("recovery_codes.html", me=me, codes=result["recovery_codes"])
+            return refused("onboarding.authenticator", {field: exc.message})
+        except Conflict as exc:  # the secret on the page went stale: a new one on the page
+            return refused("onboarding.authenticator", {"code": exc.message})
+        # shown once, by the GET after this (sealed in the session cookie until then)
+        session["recovery_codes"] = result["recovery_codes"]
+        return redirect(url_for("onboarding.recovery_codes"))
     with services() as rpc:
         setup = rpc.auth.totp_setup(principal())
-    page = render_template("authenticator.html", me=me, setup=setup, errors=errors)
-    return page, status
+    errors = refusal("onboarding.authenticator")[1]
+    return render_template("authenticator.html", me=me, setup=setup, errors=errors)
+
+
+@bp.get("/authenticator/herstelcodes")
+def recovery_codes():
+    """The recovery codes, once: a refresh or Back shows them no more."""
+    me = current()["profile"]
+    codes = session.pop("recovery_codes", None)
+    if not codes:
+        return redirect(url_for("pages.overview"))
+    return render_template("recovery_codes.html", me=me, codes=codes)
 
 
 @bp.route("/beheer/tweestaps", methods=["GET", "POST"])
@@ -207,7 +226,7 @@ def activation():
     token = _activation_token()
     if request.args.get("token"):
         session["activation"] = token
-    return _activation_page({})
+    return _activation_page(refusal("onboarding.activation")[1])
 
 
 @bp.post("/activeren/code")
@@ -222,10 +241,8 @@ def activation_code():
             )
     except Gone as exc:
         return _link_gone(exc)
-    except Throttled as exc:
-        return with_retry_after((_activation_page({"send": exc.message}), 429), exc)
-    except Unavailable as exc:
-        return _activation_page({"send": exc.message}), 503
+    except (Throttled, Unavailable) as exc:
+        return refused("onboarding.activation", {"send": exc.message})
     flash(f"Er is een code gestuurd naar {result['sent_to']}.", "info")
     return redirect(url_for("onboarding.activation"))
 
@@ -238,7 +255,7 @@ def activate():
     password = request.form.get("password", "")
     if password != request.form.get("password_repeat", ""):
         errors = {"password_repeat": "De twee wachtwoorden zijn niet gelijk."}
-        return _activation_page(errors), 422
+        return refused("onboarding.activation", errors)
     try:
         with services() as rpc:
             rpc.auth.activate(
@@ -251,7 +268,8 @@ def activate():
     except Gone as exc:
         return _link_gone(exc)
     except InvalidInput as exc:
-        return _activation_page({ACTIVATION_ERRORS.get(exc.code, "password"): exc.message}), 422
+        field = ACTIVATION_ERRORS.get(exc.code, "password")
+        return refused("onboarding.activation", {field: exc.message})
     session.pop("activation", None)
     flash("Uw account is geactiveerd. Log in met uw gebruikersnaam en nieuwe wachtwoord.", "info")
     return redirect(url_for("pages.login"))
@@ -280,23 +298,29 @@ def _activation_page(errors: dict[str, str]):
 
 
 def _link_gone(exc: Gone):
+    """A used, expired or replaced link: said on the login page (after a POST, by a
+    redirect), or as the answer to opening the link."""
     session.pop("activation", None)
+    if request.method == "POST":
+        flash(exc.message, "error")
+        return redirect(url_for("pages.login"))
     return render_template("error.html", status=410, message=exc.message), 410
 
 
 # --- the coördinator: her region's list ------------------------------------------------
 
 
+#: the most refused rows of a list the result page names; the rest it counts
+SHOWN_LIST_ERRORS = 12
+
+
 @bp.route("/regio", methods=["GET", "POST"])
 def region():
     me = _role(COORDINATOR)
-    result = None
-    status = 200
     if request.method == "POST":
         upload = request.files.get("file")
         if upload is None or not upload.filename:
             result = {"problem": "Kies het CSV-bestand met de lijst."}
-            status = 422
         else:
             try:
                 text = csv_text(upload.read())
@@ -305,12 +329,18 @@ def region():
                         principal(), upload.filename, text, access_point()
                     )
             except InvalidInput as exc:
-                result, status = {"problem": exc.message}, 422
-            else:
-                status = 201 if result["list_id"] else 422
+                result = {"problem": exc.message}
+        # Post/Redirect/Get: the result waits in the (sealed, 4 kB) session cookie for the
+        # page, so it names the first refused rows and counts the others
+        if "errors" in result:
+            result["more_errors"] = max(len(result["errors"]) - SHOWN_LIST_ERRORS, 0)
+            result["errors"] = result["errors"][:SHOWN_LIST_ERRORS]
+        session["list_result"] = result
+        return redirect(url_for("onboarding.region"))
+    result = session.pop("list_result", None)
     with services() as rpc:
         accounts = rpc.auth.region_accounts(principal())
-    return render_template("region.html", me=me, result=result, **accounts), status
+    return render_template("region.html", me=me, result=result, **accounts)
 
 
 # --- the beheerder ---------------------------------------------------------------------
@@ -348,25 +378,24 @@ def account_action(username: str, action: str):
 @bp.route("/beheer/nieuw", methods=["GET", "POST"])
 def invite():
     me = _role(BEHEERDER)
-    form = request.form if request.method == "POST" else {}
     if request.method == "POST":
-        data = {k: form.get(k, "").strip() for k in (*INVITE_FIELDS, "agb_code")}
+        data = {k: request.form.get(k, "").strip() for k in (*INVITE_FIELDS, "agb_code")}
         try:
             with services() as rpc:
                 created = rpc.auth.invite_provider(principal(), data, access_point())
         except (InvalidInput, Conflict, Forbidden) as exc:
             errors = {INVITE_ERRORS.get(exc.code, "form"): exc.message}
-            return render_template("invite.html", me=me, form=form, errors=errors), 422
+            return refused("onboarding.invite", errors, data)
         except Unavailable as exc:
-            errors = {"form": exc.message}
-            return render_template("invite.html", me=me, form=form, errors=errors), 503
+            return refused("onboarding.invite", {"form": exc.message}, data)
         flash(
             f"{data['full_name']} is geregistreerd als {created['username']} en krijgt een "
             "activeringslink per e-mail.",
             "info",
         )
         return redirect(url_for("onboarding.accounts"))
-    return render_template("invite.html", me=me, form=form, errors={})
+    form, errors = refusal("onboarding.invite")
+    return render_template("invite.html", me=me, form=form, errors=errors)
 
 
 @bp.get("/beheer/lijsten")

@@ -20,7 +20,8 @@ from flask import (
 )
 
 from gateway import api
-from gateway.errors import respond, wants_json, with_retry_after
+from gateway.errors import respond, wants_json
+from gateway.forms import forget_refusal, refusal, refused
 from gateway.session import (
     access_point,
     caller_token,
@@ -130,6 +131,7 @@ def days_left(value: Any) -> str:
 def forget_typed_client():
     """What a search that found nobody left for the add-client form waits one page only:
     the search's own answer, then the form (BSN and phone do not linger in the cookie)."""
+    forget_refusal()
     if "new_client" in session and request.endpoint not in (
         "pages.search",
         "pages.new_client",
@@ -199,14 +201,13 @@ def login():
                 field = "form"
             elif isinstance(exc, InvalidInput) and not username.strip():
                 field = "username"
-            status = 429 if isinstance(exc, Throttled) else 401
-            page = render_template("login.html", username=username, errors={field: exc.message})
-            return with_retry_after((page, status), exc)
+            return refused("pages.login", {field: exc.message}, {"username": username})
         session["challenge"] = result["challenge"]
         session["sent_to"] = result["sent_to"]
         session["method"] = result["method"]
         return redirect(url_for("pages.login_code"))
-    return render_template("login.html", username="", errors={})
+    form, errors = refusal("pages.login")
+    return render_template("login.html", username=form.get("username", ""), errors=errors)
 
 
 @bp.route("/inloggen/code", methods=["GET", "POST"])
@@ -224,10 +225,10 @@ def login_code():
                     access_point(),
                 )
         except Throttled as exc:
-            return with_retry_after((_code_page({"code": exc.message}), 429), exc)
+            return refused("pages.login_code", {"code": exc.message})
         except Unauthenticated as exc:
             if exc.code == "wrong_code":  # tries left: type it again, no password needed
-                return _code_page({"code": exc.message}), 401
+                return refused("pages.login_code", {"code": exc.message})
             return _login_again(exc.message)
         _forget_challenge()
         # back to the page she was on when her session ended, if any (a path of ours)
@@ -237,7 +238,7 @@ def login_code():
         response = redirect(back)
         set_session_cookie(response, result["token"])
         return response
-    return _code_page({})
+    return _code_page(refusal("pages.login_code")[1])
 
 
 @bp.post("/inloggen/code/opnieuw")
@@ -251,7 +252,7 @@ def login_code_again():
                 caller_token("auth.resend_code"), challenge, access_point()
             )
     except Throttled as exc:  # too soon: says how long to wait
-        return with_retry_after((_code_page({"resend": exc.message}), 429), exc)
+        return refused("pages.login_code", {"resend": exc.message})
     except Unauthenticated as exc:
         return _login_again(exc.message)
     session["sent_to"] = result["sent_to"]
@@ -294,22 +295,21 @@ PASSWORD_FIELDS = {
 def change_password():
     me = current()["profile"]
     if request.method == "GET":
-        return render_template("password.html", me=me, errors={})
+        return render_template("password.html", me=me, errors=refusal("pages.change_password")[1])
     new = request.form.get("new_password", "")
     if new != request.form.get("new_password_repeat", ""):
         errors = {"new_password_repeat": "De twee nieuwe wachtwoorden zijn niet gelijk."}
-        return render_template("password.html", me=me, errors=errors), 422
+        return refused("pages.change_password", errors)
     try:
         with services() as rpc:
             result = rpc.auth.change_password(
                 principal(), request.form.get("current_password", ""), new, access_point()
             )
     except Throttled as exc:
-        page = render_template("password.html", me=me, errors={"form": exc.message})
-        return with_retry_after((page, 429), exc)
+        return refused("pages.change_password", {"form": exc.message})
     except InvalidInput as exc:
         errors = {PASSWORD_FIELDS.get(exc.code, "new_password"): exc.message}
-        return render_template("password.html", me=me, errors=errors), 422
+        return refused("pages.change_password", errors)
     message = "Uw wachtwoord is gewijzigd."
     if result["sessions_ended"]:
         message += " Uw andere sessies zijn beëindigd."
@@ -357,14 +357,14 @@ def search():
     me = _zorgverlener()
     if request.method == "GET":
         found = session.pop("search_results", None)
-        return render_template("search.html", me=me, form={}, errors={}, results=found)
+        form, errors = refusal("pages.search")
+        return render_template("search.html", me=me, form=form, errors=errors, results=found)
     form = {k: request.form.get(k, "").strip() for k in ("birth_date", "bsn", "phone")}
     try:
         with services() as rpc:
             results = rpc.clients.search(principal(), form, access_point())["results"]
     except FORM_ERRORS as exc:
-        page = render_template("search.html", me=me, form=form, errors=_errors(exc), results=None)
-        return with_retry_after((page, exc.status), exc)
+        return refused("pages.search", _errors(exc), form)
     session["search_results"] = results
     if not results:  # "niet gevonden": the add-client form opens with what she typed
         session["new_client"] = form
@@ -393,16 +393,17 @@ def declare(client_id: str):
 def new_client():
     me = _zorgverlener()
     if request.method == "GET":
-        form = session.pop("new_client", {})  # once, from a search that found nobody
-        return render_template("new_client.html", me=me, form=form, errors={})
+        form, errors = refusal("pages.new_client")
+        # or once, from a search that found nobody
+        form = form or session.pop("new_client", {})
+        return render_template("new_client.html", me=me, form=form, errors=errors)
     fields = ("maiden_name", "birth_date", "bsn", "phone", "due_date")
     form = {k: request.form.get(k, "").strip() for k in fields}
     try:
         with services() as rpc:
             client = rpc.clients.create(principal(), form, access_point())
     except FORM_ERRORS as exc:
-        page = render_template("new_client.html", me=me, form=form, errors=_errors(exc))
-        return with_retry_after((page, exc.status), exc)
+        return refused("pages.new_client", _errors(exc), form)
     flash("De cliënt is toegevoegd.", "info")
     return redirect(url_for("pages.client", client_id=client["id"]))
 

@@ -79,6 +79,7 @@ ROUTES = [
     page("POST", "/wachtwoord", EVERYONE, data={"current_password": "x" * 12}),
     page("GET", "/authenticator", EVERYONE),
     page("POST", "/authenticator", EVERYONE, data={"code": "000000"}),
+    page("GET", "/authenticator/herstelcodes", EVERYONE),
     page("GET", "/beheer/tweestaps", {B}),
     page("POST", "/beheer/tweestaps", {B}, data={"role": "geen-rol", "totp_required": "ja"}),
     page("GET", "/clienten/zoeken", {Z}),

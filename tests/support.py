@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import sqlalchemy as sa
@@ -294,6 +295,16 @@ class Harness:
             timeout=300,
             check=False,
         )
+
+
+def shown_again(response: requests.Response, path: str) -> bool:
+    """A refused page form: answered by a redirect to its own page (Post/Redirect/Get),
+    whose GET then shows the errors."""
+    return (
+        [r.status_code for r in response.history] == [302]
+        and response.status_code == 200
+        and urlsplit(response.url).path == path
+    )
 
 
 @contextlib.contextmanager

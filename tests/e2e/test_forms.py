@@ -10,7 +10,7 @@ import requests
 
 from gateway.pages import days_left, dutch_time
 from overdracht import config
-from tests.support import in_weeks, mobile, valid_bsn
+from tests.support import in_weeks, mobile, shown_again, valid_bsn
 
 
 @pytest.fixture
@@ -35,7 +35,8 @@ def test_a_new_client_form_shows_every_error_beside_its_field_and_keeps_what_was
     typed["phone"] = "0612"
     response = session.post(harness.url + "/clienten/nieuw", data={"csrf": csrf, **typed})
 
-    assert response.status_code == 422
+    assert shown_again(response, "/clienten/nieuw")  # Post/Redirect/Get, also when refused
+    assert typed["bsn"] not in response.history[0].headers["Location"]
     for name in ("bsn", "phone"):
         tag = field(response.text, name)
         assert 'aria-invalid="true"' in tag and f'aria-describedby="{name}-error"' in tag
@@ -43,6 +44,10 @@ def test_a_new_client_form_shows_every_error_beside_its_field_and_keeps_what_was
     for name, value in typed.items():  # BSN and phone included
         assert f'value="{value}"' in field(response.text, name)
     assert "aria-invalid" not in field(response.text, "maiden_name")
+    # a refresh shows the empty form: what she typed was shown once, and the cookie
+    # that carried it across the redirect never held it readable
+    assert typed["bsn"] not in session.get(harness.url + "/clienten/nieuw").text
+    assert all(typed["bsn"] not in c.value for c in session.cookies)
 
 
 def test_a_search_is_answered_by_a_redirect_and_shown_once(harness, browser):
@@ -73,7 +78,7 @@ def test_a_search_without_bsn_or_phone_says_so_beside_them_and_keeps_the_date(ha
     response = session.post(
         harness.url + "/clienten/zoeken", data={"csrf": csrf, "birth_date": "1990-01-01"}
     )
-    assert response.status_code == 422
+    assert shown_again(response, "/clienten/zoeken")
     assert 'aria-invalid="true"' in field(response.text, "bsn")
     assert 'value="1990-01-01"' in field(response.text, "birth_date")
 
@@ -179,3 +184,29 @@ def test_blijf_ingelogd_extends_the_session_and_says_for_how_long(harness, brows
     login = ended.get(harness.url + "/inloggen")
     gone = ended.post(harness.url + "/sessie", data={"csrf": _csrf(login)})
     assert gone.status_code == 401 and gone.json()["error"]["code"] == "session_expired"
+
+
+def test_a_list_from_the_region_page_is_answered_by_a_redirect_naming_its_first_bad_rows(
+    harness,
+):
+    coordinator = harness.provider(role="coordinator", region=f"VSV Formulier {valid_bsn()}")
+    page = requests.Session()
+    page.cookies.set(
+        "overdracht_session", coordinator.headers["Authorization"].removeprefix("Bearer ")
+    )
+    token = _csrf(page.get(harness.url + "/regio"))
+    good = f"Eva Goed;eva-{valid_bsn()}@vsv-test.nl;{mobile()};verloskundige"
+    bad = [f"Rij {n};geen-adres;{mobile()};verloskundige" for n in range(20)]
+    content = "\r\n".join(["Naam;E-mail;Mobiel;Beroep", good, *bad]).encode()
+
+    sent = page.post(
+        harness.url + "/regio",
+        data={"csrf": token},
+        files={"file": ("lijst.csv", content, "text/csv")},
+    )
+
+    assert shown_again(sent, "/regio")
+    assert "1 zorgverlener(s) aangemeld, 20 regel(s) niet overgenomen" in sent.text
+    assert len(re.findall(r"<tr><td>\d+</td>", sent.text)) == 12
+    assert "En nog 8 regel(s) met fouten" in sent.text
+    assert "niet overgenomen" not in page.get(harness.url + "/regio").text  # shown once
