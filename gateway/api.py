@@ -337,12 +337,12 @@ def declare_relationship(client_id: str):
 def list_documents(client_id: str):
     with services() as rpc:
         result = rpc.documents.list(principal(), client_id, access_point())
-    return jsonify(documents=[_public(d) for d in result["documents"]])
+    return jsonify(documents=[public_document(d) for d in result["documents"]])
 
 
 @bp.post("/clients/<client_id>/documents")
 def upload_document(client_id: str):
-    return jsonify(_public(upload(client_id))), 201
+    return jsonify(public_document(upload(client_id))), 201
 
 
 def upload(client_id: str, check: Callable[[dict[str, str]], None] | None = None) -> dict[str, Any]:
@@ -414,7 +414,7 @@ def move_removal_date(document_id: str):
         document = rpc.documents.move_removal_date(
             principal(), document_id, data.get("removal_date"), access_point()
         )
-    return jsonify(_public(document))
+    return jsonify(public_document(document))
 
 
 @bp.get("/audit/events")
@@ -429,7 +429,7 @@ def audit_events():
     return jsonify(result)
 
 
-def _public(document: dict[str, Any]) -> dict[str, Any]:
+def public_document(document: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "id",
         "document_type",

@@ -28,10 +28,19 @@ def status_of(exc: OverdrachtError) -> int:
 
 #: page routes a script calls, answered in the API's error shape too
 JSON_PAGES = frozenset({"pages.keep_session"})
+#: page routes answered in JSON when the page's script sends them (X-Requested-With)
+SCRIPTED_PAGES = frozenset({"pages.upload"})
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.endpoint in JSON_PAGES
+    return (
+        request.path.startswith("/api/")
+        or request.endpoint in JSON_PAGES
+        or (
+            request.endpoint in SCRIPTED_PAGES
+            and request.headers.get("X-Requested-With") == "fetch"
+        )
+    )
 
 
 def respond(status: int, code: str, message: str):

@@ -416,6 +416,7 @@ def client(client_id: str):
             result = rpc.documents.list(principal(), client_id, access_point())
     except Forbidden as exc:
         return render_template("error.html", me=me, status=403, message=exc.message), 403
+    typed, errors = refusal("pages.client")
     return render_template(
         "client.html",
         me=me,
@@ -423,19 +424,48 @@ def client(client_id: str):
         documents=result["documents"],
         removal=result["removal_bounds"],
         removal_error=session.pop("removal_error", None),
+        form=typed,
+        errors=errors,
     )
 
 
 @bp.post("/clienten/<client_id>/documenten")
 def upload(client_id: str):
+    """One document; the page's script sends each of several files this way (answered in
+    JSON, see errors.wants_json), the plain form one, answered Post/Redirect/Get."""
     _zorgverlener()  # asks auth only: the body is not read yet
+    typed: dict[str, str] = {}
+
+    def check(fields: dict[str, str]) -> None:
+        typed.update({k: fields.get(k, "") for k in ("document_type", "removal_date")})
+        _upload_csrf(fields)
+
     try:
-        api.upload(client_id, check=_upload_csrf)
-    except (*FORM_ERRORS, NotFound, Forbidden) as exc:
+        placed = api.upload(client_id, check=check)
+    except FORM_ERRORS as exc:
+        if wants_json():
+            raise
+        errors = {_upload_field(getattr(exc, "code", "")): exc.message}
+        return refused("pages.client", errors, typed, client_id=client_id)
+    except (NotFound, Forbidden) as exc:
+        if wants_json():
+            raise
         flash(exc.message, "error")
-    else:
-        flash("Het document is geplaatst.", "info")
+        return redirect(url_for("pages.client", client_id=client_id))
+    label = current_app.config["DOCUMENT_TYPES"].get(placed["document_type"], "")
+    flash(f"{placed['filename']} ({label})", "placed")
+    if wants_json():
+        return jsonify(api.public_document(placed)), 201
     return redirect(url_for("pages.client", client_id=client_id))
+
+
+def _upload_field(code: str) -> str:
+    """Which field of the upload form an error from documents belongs beside."""
+    if "removal_date" in code:
+        return "removal_date"
+    if code == "invalid_document_type":
+        return "document_type"
+    return "form" if code == "csrf" else "file"
 
 
 @bp.get("/documenten/<document_id>/download")

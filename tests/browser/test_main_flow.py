@@ -134,7 +134,8 @@ def test_handover_in_the_browser(harness: Harness, browser: Browser, tmp_path: P
         page.get_by_label("Bestand").set_input_files(upload)
         page.get_by_role("button", name="Plaatsen").click()
 
-        expect(page.get_by_role("status")).to_contain_text("Het document is geplaatst")
+        expect(page.locator("#placed")).to_contain_text("Het document is geplaatst")
+        expect(page.locator("#placed")).to_contain_text("prullenbak")
         page.screenshot(path=SCREENSHOT, full_page=True)
         _check_document(
             page, upload.name, document_type, provider_a.full_name, removal_date, body, tmp_path

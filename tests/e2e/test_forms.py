@@ -10,7 +10,7 @@ import requests
 
 from gateway.pages import days_left, dutch_time
 from overdracht import config
-from tests.support import in_weeks, mobile, shown_again, valid_bsn
+from tests.support import in_weeks, mobile, pdf, shown_again, valid_bsn
 
 
 @pytest.fixture
@@ -210,3 +210,54 @@ def test_a_list_from_the_region_page_is_answered_by_a_redirect_naming_its_first_
     assert len(re.findall(r"<tr><td>\d+</td>", sent.text)) == 12
     assert "En nog 8 regel(s) met fouten" in sent.text
     assert "niet overgenomen" not in page.get(harness.url + "/regio").text  # shown once
+
+
+def test_a_refused_upload_says_why_beside_its_field_and_keeps_type_and_date(harness, browser):
+    session, csrf = browser
+    api = harness.provider()
+    client = harness.new_client(api)
+    session.cookies.set("overdracht_session", api.headers["Authorization"].removeprefix("Bearer "))
+    page = f"/clienten/{client['id']}"
+    csrf = _csrf(session.get(harness.url + page))
+    form = {"csrf": csrf, "document_type": "lab_uitslag", "removal_date": in_weeks(80)}
+
+    refused = session.post(
+        harness.url + page + "/documenten", data=form, files={"file": ("a.pdf", pdf())}
+    )
+
+    assert shown_again(refused, page)
+    assert 'id="removal_date-error" role="alert">De verwijderdatum mag niet na' in refused.text
+    assert f'value="{in_weeks(80)}"' in refused.text
+    assert '<option value="lab_uitslag" selected>' in refused.text
+
+    placed = session.post(
+        harness.url + page + "/documenten",
+        data={**form, "removal_date": in_weeks(4)},
+        files={"file": ("uitslag.pdf", pdf())},
+    )
+    assert shown_again(placed, page)
+    assert "uitslag.pdf (Labuitslag)" in placed.text and "prullenbak" in placed.text
+
+
+def test_the_page_script_gets_json_answers_for_each_file(harness, browser):
+    session, _ = browser
+    api = harness.provider()
+    client = harness.new_client(api)
+    session.cookies.set("overdracht_session", api.headers["Authorization"].removeprefix("Bearer "))
+    page = f"/clienten/{client['id']}"
+    csrf = _csrf(session.get(harness.url + page))
+    url = harness.url + page + "/documenten"
+    scripted = {"X-Requested-With": "fetch"}
+    form = {"csrf": csrf, "document_type": "lab_uitslag", "removal_date": in_weeks(4)}
+
+    placed = session.post(url, data=form, files={"file": ("a.pdf", pdf())}, headers=scripted)
+    assert placed.status_code == 201 and placed.json()["filename"] == "a.pdf"
+    empty = session.post(url, data=form, files={"file": ("b.pdf", b"")}, headers=scripted)
+    assert empty.status_code == 422 and empty.json()["error"]["code"] == "empty_file"
+    ended = requests.Session()
+    ended.cookies.set("overdracht_session", "verlopen-sessie")
+    gone = ended.post(url, data=form, files={"file": ("c.pdf", pdf())}, headers=scripted)
+    assert gone.status_code == 401
+    assert [
+        d["filename"] for d in api.get(f"/clients/{client['id']}/documents").json()["documents"]
+    ] == ["a.pdf"]
