@@ -421,7 +421,7 @@ def move_removal_date(document_id: str):
 def audit_events():
     filters = {
         key: request.args.get(key)
-        for key in ("client_id", "actor", "event", "since", "until", "cursor", "limit")
+        for key in ("client_id", "actor", "event", "since", "until", "order", "cursor", "limit")
         if request.args.get(key)
     }
     with services() as rpc:

@@ -21,7 +21,7 @@ from flask import (
 
 from gateway.api import ACCOUNT_ACTIONS, csv_text
 from gateway.forms import refusal, refused
-from gateway.pages import ROLE_LABELS
+from gateway.labels import ROLE_LABELS
 from gateway.session import (
     access_point,
     caller_token,

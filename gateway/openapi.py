@@ -200,6 +200,7 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
             ("event", {"type": "string"}),
             ("since", {"type": "string", "format": "date-time"}),
             ("until", {"type": "string", "format": "date-time"}),
+            ("order", {"enum": ["oldest", "newest"], "default": "oldest"}),
             ("cursor", {"type": "string"}),
             ("limit", {"type": "integer", "maximum": 500}),
         )

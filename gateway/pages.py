@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import csv
+import io
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     flash,
@@ -22,6 +25,7 @@ from flask import (
 from gateway import api
 from gateway.errors import respond, wants_json
 from gateway.forms import forget_refusal, refusal, refused
+from gateway.labels import EVENT_LABELS, OUTCOME_LABELS, ROLE_LABELS, actor_label
 from gateway.session import (
     access_point,
     caller_token,
@@ -50,12 +54,6 @@ from overdracht.timezone import AMSTERDAM, today
 
 bp = Blueprint("pages", __name__)
 
-ROLE_LABELS = {
-    "zorgverlener": "Zorgverlener",
-    "coordinator": "Coördinator",
-    "beheerder": "Beheerder",
-    "auditor": "Auditor",
-}
 #: what a file chooser offers for each allowed type (the type alone misses some systems)
 EXTENSIONS_OF = {
     "application/pdf": ".pdf",
@@ -508,25 +506,118 @@ def move_removal_date(document_id: str):
     return _back_to_client(client_id)
 
 
+#: the auditor's filters, as the page's query string has them (no client data: ids only)
+AUDIT_FILTERS = ("client_id", "actor", "event", "van", "tot", "cursor")
+
+
 @bp.get("/audit")
 def audit():
-    me = current()["profile"]
-    if me["role"] != AUDITOR:
-        return render_template(
-            "error.html", me=me, status=403, message="Alleen auditors lezen het auditlog."
-        ), 403
-    filters = {
-        k: request.args.get(k, "").strip() for k in ("client_id", "actor", "event", "cursor")
-    }
+    """The log, newest first, in Dutch and local time; filters in the query string."""
+    me = _auditor()
+    filters = {k: request.args.get(k, "").strip() for k in AUDIT_FILTERS}
     try:
+        asked = {**_audit_query(filters), "order": "newest"}
+        if filters["cursor"]:
+            asked["cursor"] = filters["cursor"]
         with services() as rpc:
-            result = rpc.audit.query(
-                principal(), {k: v for k, v in filters.items() if v}, access_point()
-            )
+            result = rpc.audit.query(principal(), asked, access_point())
     except InvalidInput as exc:
         flash(exc.message, "error")
         result = {"events": [], "next_cursor": None}
-    return render_template("audit.html", me=me, filters=filters, **result)
+    return render_template(
+        "audit.html",
+        me=me,
+        filters=filters,
+        event_labels=EVENT_LABELS,
+        outcome_labels=OUTCOME_LABELS,
+        actor_label=actor_label,
+        **result,
+    )
+
+
+@bp.get("/audit/export.csv")
+def audit_export():
+    """The records the page's filters select, as a CSV file Excel opens (UTF-8 with BOM,
+    semicolons, as Dutch Excel expects); recorded as audit.exported."""
+    _auditor()
+    filters = {k: request.args.get(k, "").strip() for k in AUDIT_FILTERS}
+    with services() as rpc:
+        result = rpc.audit.export(principal(), _audit_query(filters), access_point())
+    response = Response(audit_csv(result["events"]), mimetype="text/csv")
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    stamp = datetime.now(AMSTERDAM).strftime("%Y%m%d-%H%M")
+    response.headers["Content-Disposition"] = f'attachment; filename="auditlog-{stamp}.csv"'
+    if result["truncated"]:
+        response.headers["X-Overdracht-Truncated"] = "true"
+    return response
+
+
+def audit_csv(events: list[dict[str, Any]]) -> str:
+    """One line per record: local time, Dutch names, and the codes beside them."""
+    out = io.StringIO()
+    out.write("\ufeff")  # the BOM: Excel then reads UTF-8
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(
+        [
+            "Volgnummer",
+            "Tijdstip",
+            "Gebeurtenis",
+            "Code",
+            "Wie",
+            "Gebruikersnaam",
+            "Cliënt",
+            "Document",
+            "Documenttype",
+            "Uitkomst",
+            "IP-adres",
+            "Event-id",
+        ]
+    )
+    types = current_app.config["DOCUMENT_TYPES"]
+    for e in events:
+        thing = e.get("object") or {}
+        outcome = e.get("outcome", "")
+        if e.get("event") == "document.downloaded":
+            outcome = "afgeleverd" if e.get("delivered") else "niet afgeleverd"
+        writer.writerow(
+            [
+                e.get("seq"),
+                dutch_time(e.get("occurred_at")),
+                EVENT_LABELS.get(e.get("event"), e.get("event")),
+                e.get("event"),
+                actor_label(e.get("actor")),
+                (e.get("actor") or {}).get("username") or "",
+                e.get("subject") or "",
+                thing.get("id", ""),
+                types.get(thing.get("document_type"), thing.get("document_type") or ""),
+                OUTCOME_LABELS.get(outcome, outcome),
+                (e.get("access_point") or {}).get("ip", ""),
+                e.get("event_id"),
+            ]
+        )
+    return out.getvalue()
+
+
+def _audit_query(filters: dict[str, str]) -> dict[str, str]:
+    """The page's filters as audit's query takes them: local dates become UTC moments
+    (van from 00:00, tot en met until 24:00 Europe/Amsterdam)."""
+    asked = {k: filters[k] for k in ("client_id", "actor", "event") if filters.get(k)}
+    for key, target, days in (("van", "since", 0), ("tot", "until", 1)):
+        if filters.get(key):
+            try:
+                day = date.fromisoformat(filters[key]) + timedelta(days=days)
+            except ValueError:
+                raise InvalidInput("Gebruik een datum als 31-01-2027.", "invalid_date") from None
+            moment = datetime(day.year, day.month, day.day, tzinfo=AMSTERDAM)
+            asked[target] = moment.isoformat()
+    return asked
+
+
+def _auditor() -> dict[str, Any]:
+    me = current()["profile"]
+    if me["role"] != AUDITOR:
+        raise Forbidden("Alleen auditors lezen het auditlog.", "role")
+    return me
 
 
 def _back_to_client(client_id: str):

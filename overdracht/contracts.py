@@ -68,6 +68,9 @@ DOCUMENT_DELETED = "document.deleted"
 DOCUMENT_REMOVAL_DATE_MOVED = "document.removal_date_moved"
 DOCUMENT_EXPIRED = "document.expired"
 ACCESS_DENIED = "access.denied"
+#: an auditor read the log (its filters, how many records) / exported it as CSV
+AUDIT_READ = "audit.read"
+AUDIT_EXPORTED = "audit.exported"
 
 #: Which service publishes which events; the bus topology is declared from this.
 EVENT_SOURCES: dict[str, tuple[str, ...]] = {
@@ -107,7 +110,11 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
         ACCESS_DENIED,
     ),
 }
-EVENT_NAMES = frozenset(name for names in EVENT_SOURCES.values() for name in names)
+#: What the audit service records itself, straight into its chain: reading the log.
+AUDIT_OWN_EVENTS = (AUDIT_READ, AUDIT_EXPORTED)
+EVENT_NAMES = frozenset(
+    [*(name for names in EVENT_SOURCES.values() for name in names), *AUDIT_OWN_EVENTS]
+)
 
 #: every byte went out / refused or cut off by documents / the receiving end went away
 DELIVERED = "delivered"
@@ -209,7 +216,9 @@ class Principal:
             "type": "provider",
             "id": self.provider_id,
             "username": self.username,
+            "name": self.full_name,
             "role": self.role,
+            "profession": self.profession,
             "region": self.region,
             "session_id": self.session_id,
         }

@@ -99,6 +99,7 @@ ROUTES = [
     page("POST", "/documenten/{document}/verwijderen", {Z}),
     page("POST", "/documenten/{document}/verwijderdatum", {Z}, data={"removal_date": in_weeks(3)}),
     page("GET", "/audit", {A}),
+    page("GET", "/audit/export.csv", {A}),
     page("GET", "/regio", {C}),
     page("POST", "/regio", {C}, files={"file": ("lijst.csv", CSV)}),
     page("GET", "/beheer", {B}),

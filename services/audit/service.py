@@ -15,12 +15,15 @@ from sqlalchemy.orm import Session
 from overdracht import config
 from overdracht.contracts import (
     ACCESS_DENIED,
+    AUDIT_EXPORTED,
+    AUDIT_READ,
     AUDITOR,
     DELIVERED,
     DOCUMENT_DELIVERY,
     DOCUMENT_DOWNLOADED,
     Forbidden,
     InvalidInput,
+    Principal,
     make_event,
 )
 from overdracht.db import Database
@@ -34,6 +37,10 @@ from services.audit.models import AuditRecord, RejectedEvent
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
+#: the most records one CSV export holds
+EXPORT_LIMIT = 20_000
+#: the filters a reading of the log records (what she asked for, not what she saw)
+FILTERS = ("client_id", "actor", "event", "since", "until", "order")
 #: how much of a parked message is kept for the investigation
 MAX_PARKED_BYTES = 100_000
 
@@ -63,7 +70,43 @@ class AuditService:
 
     @rpc
     def query(self, principal: str, filters: dict, access_point: dict) -> dict:
-        """Auditors only: records matching the filters, oldest first, one page at a time."""
+        """Auditors only: records matching the filters, one page at a time (oldest first,
+        or newest first with order=newest). The reading is recorded with them."""
+        who = self._auditor(principal, access_point, "audit.query")
+        filters = filters if isinstance(filters, dict) else {}
+        query, limit = _query(filters)
+        with self.db.transaction() as tx:
+            records = tx.session.scalars(query.limit(limit + 1)).all()
+            page = records[:limit]
+            deliveries = _deliveries(tx.session, page)
+            chain.append(tx.session, _reading(AUDIT_READ, who, access_point, filters, len(page)))
+        return {
+            "events": [_shown(r, deliveries) for r in page],
+            "next_cursor": str(page[-1].seq) if len(records) > limit else None,
+        }
+
+    @rpc
+    def export(self, principal: str, filters: dict, access_point: dict) -> dict:
+        """Auditors only: every record matching the filters, newest first, for a CSV file;
+        at most EXPORT_LIMIT (then truncated says so). Recorded as audit.exported."""
+        who = self._auditor(principal, access_point, "audit.export")
+        filters = {**(filters if isinstance(filters, dict) else {}), "order": "newest"}
+        filters.pop("cursor", None)
+        query, _ = _query({**filters, "limit": 1})
+        with self.db.transaction() as tx:
+            records = tx.session.scalars(query.limit(EXPORT_LIMIT + 1)).all()
+            rows = records[:EXPORT_LIMIT]
+            deliveries = _deliveries(tx.session, rows)
+            reading = _reading(AUDIT_EXPORTED, who, access_point, filters, len(rows))
+            reading["detail"]["truncated"] = len(records) > EXPORT_LIMIT
+            chain.append(tx.session, reading)
+        return {
+            "events": [_shown(r, deliveries) for r in rows],
+            "truncated": len(records) > EXPORT_LIMIT,
+        }
+
+    def _auditor(self, principal: str, access_point: dict, action: str) -> Principal:
+        """The principal, if an auditor's; else the refusal is recorded and raised."""
         who = self.identity(principal)
         if who.role != AUDITOR:
             with self.db.transaction() as tx:
@@ -74,19 +117,11 @@ class AuditService:
                         actor=who.actor(),
                         access_point=access_point,
                         outcome="denied",
-                        detail={"action": "audit.query", "reason": "role"},
+                        detail={"action": action, "reason": "role"},
                     ),
                 )
             raise Forbidden("Alleen auditors lezen het auditlog.", "role")
-        query, limit = _query(filters if isinstance(filters, dict) else {})
-        with self.db.read() as session:
-            records = session.scalars(query.limit(limit + 1)).all()
-            page = records[:limit]
-            deliveries = _deliveries(session, page)
-        return {
-            "events": [_shown(r, deliveries) for r in page],
-            "next_cursor": str(page[-1].seq) if len(records) > limit else None,
-        }
+        return who
 
     # eager: a (re)started instance signs the head at once; it writes only when the head moved
     @timer(interval=config.get_int("OVERDRACHT_AUDIT_CHECKPOINT_SECONDS"), eager=True)
@@ -133,8 +168,26 @@ class AuditService:
             )
 
 
+def _reading(
+    name: str, who: Principal, access_point: dict, filters: dict, records: int
+) -> dict[str, Any]:
+    """The record of an auditor reading the log: which filters, how many records."""
+    asked = {k: str(filters[k])[:100] for k in FILTERS if filters.get(k)}
+    return make_event(
+        name,
+        actor=who.actor(),
+        access_point=access_point,
+        detail={"filters": asked, "records": records},
+    )
+
+
 def _query(filters: dict) -> tuple[sa.Select, int]:
-    query = sa.select(AuditRecord).order_by(AuditRecord.seq)
+    newest = filters.get("order") == "newest"
+    if filters.get("order") not in (None, "", "newest", "oldest"):
+        raise InvalidInput("order: newest of oldest.", "invalid_order")
+    query = sa.select(AuditRecord).order_by(
+        AuditRecord.seq.desc() if newest else AuditRecord.seq
+    )
     if filters.get("client_id"):
         client_id = str(filters["client_id"])
         # a search that found several clients names them in its detail, not as subject
@@ -154,7 +207,8 @@ def _query(filters: dict) -> tuple[sa.Select, int]:
             query = query.where(getattr(AuditRecord.occurred_at, op)(moment))
     if filters.get("cursor"):
         try:
-            query = query.where(AuditRecord.seq > int(filters["cursor"]))
+            after = int(filters["cursor"])
+            query = query.where(AuditRecord.seq < after if newest else AuditRecord.seq > after)
         except ValueError as exc:
             raise InvalidInput("Ongeldige cursor.", "invalid_cursor") from exc
     try:

@@ -22,12 +22,12 @@ axe = Axe()
 
 
 def pages_of(role: str) -> list[str]:
-    """The GET pages of the role (a download is a file, not a page)."""
+    """The GET pages of the role (a download or an export is a file, not a page)."""
     return [
         r.path
         for r in ROUTES
         if r.kind == "page" and r.method == "GET" and role in r.allowed
-        if not r.path.endswith("/download")
+        if not r.path.endswith(("/download", ".csv"))
     ]
 
 

@@ -51,8 +51,8 @@ def _page_row(harness, client_id: str, seq: int) -> str:
         timeout=30,
     )
     assert response.status_code == 200, response.text[:300]
-    for row in re.findall(r"<tr>(.*?)</tr>", response.text, re.DOTALL):
-        if re.match(rf"\s*<td>{seq}</td>", row):
+    for row in re.findall(r"<tr data-event=[^>]*>(.*?)</tr>", response.text, re.DOTALL):
+        if re.search(rf'<td class="hint">{seq}</td>\s*$', row):
             return row
     raise AssertionError(f"no row for record {seq} on the audit page")
 
