@@ -28,6 +28,7 @@ from gateway.session import (
     csrf_ok,
     current,
     principal,
+    record_refusal,
     services,
     session_token,
 )
@@ -93,6 +94,7 @@ def labels() -> dict[str, Any]:
 @bp.before_request
 def check_csrf():
     if request.method == "POST" and not csrf_ok(request.form.get("csrf")):
+        record_refusal("csrf")
         abort(400)
 
 
@@ -436,5 +438,6 @@ def register_list(list_id: str):
 def _role(role: str) -> dict[str, Any]:
     me = current()["profile"]
     if me["role"] != role:
+        record_refusal("role")
         raise Forbidden("Deze pagina is niet voor uw rol.", "role")
     return me

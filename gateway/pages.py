@@ -34,6 +34,7 @@ from gateway.session import (
     csrf_token,
     current,
     principal,
+    record_refusal,
     services,
     session_token,
     set_session_cookie,
@@ -143,6 +144,7 @@ def check_csrf():
     # uploads carry the token as a form field, checked once the stream reaches it
     if request.method == "POST" and request.endpoint != "pages.upload":
         if not csrf_ok(request.form.get("csrf")):
+            record_refusal("csrf")
             abort(400)
 
 
@@ -524,14 +526,58 @@ def audit():
     except InvalidInput as exc:
         flash(exc.message, "error")
         result = {"events": [], "next_cursor": None}
+    typed, errors = refusal("pages.audit")
     return render_template(
         "audit.html",
         me=me,
         filters=filters,
+        lookup=typed,
+        errors=errors,
+        found=session.pop("audit_found", None),
         event_labels=EVENT_LABELS,
         outcome_labels=OUTCOME_LABELS,
         actor_label=actor_label,
         **result,
+    )
+
+
+@bp.post("/audit/client")
+def audit_find_client():
+    """Find a client's records by birth date plus BSN or phone (audit's own keyed hashes,
+    so also after she is gone); one found opens her overview, several are listed."""
+    _auditor()
+    typed = {k: request.form.get(k, "").strip() for k in ("birth_date", "bsn", "phone")}
+    try:
+        with services() as rpc:
+            found = rpc.audit.find_client(principal(), typed, access_point())["client_ids"]
+    except InvalidInput as exc:
+        return refused("pages.audit", _errors(exc), typed)
+    if not found:
+        message = "Geen cliënt gevonden met deze gegevens (ook niet onder de verwijderde)."
+        return refused("pages.audit", {"lookup": message}, typed)
+    if len(found) == 1:
+        return redirect(url_for("pages.audit_client", client_id=found[0]))
+    session["audit_found"] = found
+    return redirect(url_for("pages.audit"))
+
+
+@bp.get("/audit/clienten/<client_id>")
+def audit_client(client_id: str):
+    """Everything the log holds about one client, newest first, printable: who saw or did
+    what with her data, and when (NEN 7513's overview for the client who asks)."""
+    me = _auditor()
+    with services() as rpc:
+        result = rpc.audit.export(principal(), {"client_id": client_id}, access_point())
+    return render_template(
+        "audit_client.html",
+        me=me,
+        client_id=client_id,
+        events=result["events"],
+        truncated=result["truncated"],
+        event_labels=EVENT_LABELS,
+        outcome_labels=OUTCOME_LABELS,
+        actor_label=actor_label,
+        printed=datetime.now(AMSTERDAM).isoformat(),
     )
 
 
@@ -616,6 +662,7 @@ def _audit_query(filters: dict[str, str]) -> dict[str, str]:
 def _auditor() -> dict[str, Any]:
     me = current()["profile"]
     if me["role"] != AUDITOR:
+        record_refusal("role")
         raise Forbidden("Alleen auditors lezen het auditlog.", "role")
     return me
 
@@ -630,6 +677,7 @@ def _back_to_client(client_id: str):
 def _zorgverlener() -> dict[str, Any]:
     me = current()["profile"]
     if me["role"] != ZORGVERLENER:
+        record_refusal("role")
         raise Forbidden("Alleen zorgverleners werken met cliëntgegevens.", "role")
     return me
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from flask import current_app, g, request, session
 from overdracht.contracts import Unauthenticated, sign_system_token
 
 COOKIE = "overdracht_session"
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -105,3 +108,22 @@ def set_session_cookie(response: Any, token: str) -> None:
 
 def clear_session_cookie(response: Any) -> None:
     response.delete_cookie(COOKIE, path="/", samesite="Strict")
+
+
+def record_refusal(reason: str) -> None:
+    """Have the audit log record a refusal the gateway makes itself (a page for another
+    role, a form without its CSRF value), as the services record theirs.
+
+    Only for someone logged in: a request without a session names no one, and recording
+    those would let anyone grow the log without bound. The refusal stands whether or not
+    the record could be made.
+    """
+    try:
+        who = principal()
+    except Unauthenticated:
+        return
+    try:
+        with services() as rpc:
+            rpc.audit.record_refusal(who, request.endpoint or request.path, reason, access_point())
+    except Exception as exc:  # noqa: BLE001 - the refusal is answered anyway; said in the log
+        log.warning("refusal not recorded in the audit log: %s", type(exc).__name__)

@@ -28,7 +28,9 @@ from overdracht import bus, config
 SERVICES_WITH_DATABASE = ("auth", "clients", "documents", "audit")
 
 #: Tables a runtime role may only read and append to; anything else it may also change.
-APPEND_ONLY: dict[str, tuple[str, ...]] = {"audit": ("audit_records", "rejected_events")}
+APPEND_ONLY: dict[str, tuple[str, ...]] = {
+    "audit": ("audit_records", "rejected_events", "client_lookups")
+}
 
 _ROLE_OPTIONS = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT"
 

@@ -86,7 +86,7 @@ CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "clients": ("search", "create", "declare_relationship", "mine"),
         "documents": ("begin_upload", "list", "begin_download", "delete", "move_removal_date"),
-        "audit": ("query", "export"),
+        "audit": ("query", "export", "find_client", "record_refusal"),
     },
     "documents": {"clients": ("authorize",)},
     "clients": {"auth": ("notify_new_documents",)},

@@ -100,6 +100,8 @@ ROUTES = [
     page("POST", "/documenten/{document}/verwijderdatum", {Z}, data={"removal_date": in_weeks(3)}),
     page("GET", "/audit", {A}),
     page("GET", "/audit/export.csv", {A}),
+    page("POST", "/audit/client", {A}, data={"birth_date": "1990-01-01", "bsn": "111222333"}),
+    page("GET", "/audit/clienten/{client}", {A}),
     page("GET", "/regio", {C}),
     page("POST", "/regio", {C}, files={"file": ("lijst.csv", CSV)}),
     page("GET", "/beheer", {B}),

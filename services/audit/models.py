@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -48,3 +48,16 @@ class RejectedEvent(Base):
     reason: Mapped[str] = mapped_column(sa.String(500))
     payload: Mapped[str] = mapped_column(sa.Text)
     received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class ClientLookup(Base):
+    """Audit's own keyed hash of one identifier of one client (overdracht/lookup.py)."""
+
+    __tablename__ = "client_lookups"
+    __table_args__ = (sa.Index("ix_client_lookups_find", "birth_date", "kind", "hash"),)
+
+    client_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
+    birth_date: Mapped[date]
+    hash: Mapped[str] = mapped_column(sa.String(64))
+    recorded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

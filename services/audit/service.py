@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from nameko.timer import timer
 from sqlalchemy.orm import Session
 
-from overdracht import config
+from overdracht import config, identifiers, lookup
 from overdracht.contracts import (
     ACCESS_DENIED,
     AUDIT_EXPORTED,
     AUDIT_READ,
     AUDITOR,
+    CLIENT_CREATED,
     DELIVERED,
     DOCUMENT_DELIVERY,
     DOCUMENT_DOWNLOADED,
@@ -32,7 +33,7 @@ from overdracht.identity import Identity
 from services.audit import chain
 from services.audit.checkpoints import ChainBroken
 from services.audit.dependencies import Checkpoints
-from services.audit.models import AuditRecord, RejectedEvent
+from services.audit.models import AuditRecord, ClientLookup, RejectedEvent
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,52 @@ class AuditService:
             "truncated": len(records) > EXPORT_LIMIT,
         }
 
+    @rpc
+    def record_refusal(self, principal: str, action: Any, reason: Any, access_point: dict) -> None:
+        """The gateway refused her something itself (a page for another role, a form
+        without its CSRF value): recorded as the services record their own refusals."""
+        who = self.identity(principal)
+        with self.db.transaction() as tx:
+            chain.append(
+                tx.session,
+                make_event(
+                    ACCESS_DENIED,
+                    actor=who.actor(),
+                    access_point=access_point,
+                    outcome="denied",
+                    detail={
+                        "action": str(action)[:64],
+                        "reason": str(reason)[:32],
+                        "by": "gateway",
+                    },
+                ),
+            )
+
+    @rpc
+    def find_client(self, principal: str, criteria: dict, access_point: dict) -> dict:
+        """Auditors only: the ids of the clients with this birth date and BSN or phone,
+        also long after they were removed. Recorded as a reading that names them."""
+        who = self._auditor(principal, access_point, "audit.find_client")
+        born, bsn, phone = identifiers.search_criteria(criteria)
+        query = sa.select(ClientLookup.client_id).where(ClientLookup.birth_date == born)
+        wanted = [(k, v) for k, v in (("bsn", bsn), ("phone", phone)) if v]
+        for kind, value in wanted:
+            query = query.where(
+                ClientLookup.client_id.in_(
+                    sa.select(ClientLookup.client_id).where(
+                        ClientLookup.kind == kind,
+                        ClientLookup.hash == lookup.audit_hash(kind, value),
+                    )
+                )
+            )
+        with self.db.transaction() as tx:
+            found = sorted(set(tx.session.scalars(query.limit(20)).all()))
+            reading = _reading(AUDIT_READ, who, access_point, {}, 0)
+            reading["detail"] = {"lookup": [k for k, _ in wanted], "client_ids": found}
+            reading["outcome"] = "found" if found else "not_found"
+            chain.append(tx.session, reading)
+        return {"client_ids": found}
+
     def _auditor(self, principal: str, access_point: dict, action: str) -> Principal:
         """The principal, if an auditor's; else the refusal is recorded and raised."""
         who = self.identity(principal)
@@ -146,9 +193,11 @@ class AuditService:
         except (ValueError, TypeError) as exc:
             self._park(source, payload, str(exc), sender)
             return
+        envelope, identifiers = _take_identifiers(envelope)
         try:
             with self.db.transaction() as tx:
-                chain.append(tx.session, envelope)
+                if chain.append(tx.session, envelope) and identifiers:
+                    _remember(tx.session, envelope["subject"], identifiers)
         except (sa.exc.DataError, sa.exc.IntegrityError, sa.exc.ProgrammingError) as exc:
             # the database will never take this one: park it; a database that is away
             # (Unavailable) raises on, and the message is requeued
@@ -168,6 +217,38 @@ class AuditService:
             )
 
 
+def _take_identifiers(envelope: dict[str, Any]) -> tuple[dict[str, Any], dict | None]:
+    """The envelope as the log keeps it (without the sealed identifiers a client.created
+    carries), and those identifiers opened, if it carried them and they open."""
+    detail = envelope.get("detail")
+    if envelope["event"] != CLIENT_CREATED or not isinstance(detail, dict):
+        return envelope, None
+    if lookup.FIELD not in detail:
+        return envelope, None
+    kept = {**envelope, "detail": {k: v for k, v in detail.items() if k != lookup.FIELD}}
+    try:
+        return kept, lookup.unseal(detail[lookup.FIELD])
+    except lookup.SealBroken:
+        log.error("a client.created event's identifiers do not open: stored without them")
+        return kept, None
+
+
+def _remember(session: Session, client_id: Any, identifiers: dict[str, str]) -> None:
+    """Audit's own keyed hashes of her BSN and phone, with her birth date."""
+    born = date.fromisoformat(identifiers["birth_date"])
+    now = datetime.now(UTC)
+    for kind in ("bsn", "phone"):
+        session.add(
+            ClientLookup(
+                client_id=str(client_id),
+                kind=kind,
+                birth_date=born,
+                hash=lookup.audit_hash(kind, identifiers[kind]),
+                recorded_at=now,
+            )
+        )
+
+
 def _reading(
     name: str, who: Principal, access_point: dict, filters: dict, records: int
 ) -> dict[str, Any]:
@@ -185,9 +266,7 @@ def _query(filters: dict) -> tuple[sa.Select, int]:
     newest = filters.get("order") == "newest"
     if filters.get("order") not in (None, "", "newest", "oldest"):
         raise InvalidInput("order: newest of oldest.", "invalid_order")
-    query = sa.select(AuditRecord).order_by(
-        AuditRecord.seq.desc() if newest else AuditRecord.seq
-    )
+    query = sa.select(AuditRecord).order_by(AuditRecord.seq.desc() if newest else AuditRecord.seq)
     if filters.get("client_id"):
         client_id = str(filters["client_id"])
         # a search that found several clients names them in its detail, not as subject

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from overdracht import config
+from overdracht import config, lookup
 from overdracht.bus import RpcProxy
 from overdracht.contracts import (
     ACCESS_DENIED,
@@ -162,6 +162,10 @@ class ClientsService:
                             detail={
                                 "relationship": "created",
                                 "due_date_known": bool(client.due_date),
+                                # for the auditor, after she is gone: audit alone opens it
+                                lookup.FIELD: lookup.seal(
+                                    client.birth_date, fields["bsn"], fields["phone"]
+                                ),
                             },
                         )
                     )

@@ -12,7 +12,7 @@ import requests
 from gateway.labels import EVENT_LABELS
 from gateway.pages import dutch_time
 from overdracht.contracts import EVENT_NAMES
-from tests.support import in_weeks
+from tests.support import in_weeks, valid_bsn
 
 
 def auditor_page(harness) -> requests.Session:
@@ -106,3 +106,69 @@ def test_only_auditors_read_or_export_and_a_refusal_is_recorded(harness):
         event="access.denied",
     )
     assert denied and denied[0]["outcome"] == "denied"
+
+
+def find(harness, auditor: requests.Session, **typed) -> requests.Response:
+    page = auditor.get(harness.url + "/audit")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    return auditor.post(harness.url + "/audit/client", data={"csrf": token, **typed})
+
+
+def test_the_auditor_finds_a_client_by_bsn_or_phone_also_after_she_is_gone(harness):
+    api = harness.provider()
+    client = harness.new_client(api, maiden_name="Weggevrouw")
+    harness.upload(api, client["id"], removal_date=in_weeks(1))
+    created = harness.audit_until(
+        lambda es: any(e["event"] == "client.created" for e in es), client_id=client["id"]
+    )
+    record = next(e for e in created if e["event"] == "client.created")
+    assert "audit_lookup" not in record["detail"]  # the sealed identifiers are not kept
+    assert client["bsn"] not in str(created) and client["phone"] not in str(created)
+
+    swept = harness.cli("retention", "sweep", "--as-of", in_weeks(1))
+    assert swept.returncode == 0, swept.stderr
+    gone = api.post(
+        "/clients/search", json={"birth_date": client["birth_date"], "bsn": client["bsn"]}
+    )
+    assert gone.json() == {"results": []}
+
+    auditor = auditor_page(harness)
+    for typed in ({"bsn": client["bsn"]}, {"phone": client["phone"]}):
+        overview = find(harness, auditor, birth_date=client["birth_date"], **typed)
+        assert overview.status_code == 200
+        assert overview.url.endswith(f"/audit/clienten/{client['id']}")
+        assert client["bsn"] not in overview.url and "Weggevrouw" not in overview.text
+        names = re.findall(r'<tr data-event="([a-z_.]+)">', overview.text)
+        assert {"client.created", "document.uploaded", "document.expired", "client.deleted"} <= set(
+            names
+        )
+        assert f"{api.account.full_name} (verloskundige)" in overview.text
+        assert "Afdrukken" in overview.text
+
+    wrong = find(harness, auditor, birth_date=client["birth_date"], bsn=valid_bsn())
+    assert "Geen cliënt gevonden" in wrong.text and wrong.url.endswith("/audit")
+    lookups = [
+        e
+        for e in harness.audit(actor=harness.auditor.account.username, event="audit.read")
+        if "lookup" in e["detail"]
+    ]
+    assert any(e["detail"]["client_ids"] == [client["id"]] for e in lookups)
+    assert any(e["outcome"] == "not_found" for e in lookups)
+    assert all(client["bsn"] not in str(e) for e in lookups)
+
+
+def test_the_gateways_own_refusals_are_recorded_for_whoever_was_refused(harness):
+    api = harness.provider()
+    page = requests.Session()
+    page.cookies.set("overdracht_session", api.headers["Authorization"].removeprefix("Bearer "))
+
+    assert page.get(harness.url + "/audit").status_code == 403  # not her role
+    assert page.post(harness.url + "/clienten/zoeken", data={}).status_code == 400  # no CSRF
+
+    refusals = harness.audit_until(
+        lambda es: len(es) >= 2, actor=api.account.username, event="access.denied"
+    )
+    by_gateway = {(e["detail"]["action"], e["detail"]["reason"]) for e in refusals}
+    assert {("pages.audit", "role"), ("pages.search", "csrf")} <= by_gateway
+    assert all(e["detail"].get("by") == "gateway" for e in refusals)
+    assert all(e["actor"]["role"] == "zorgverlener" for e in refusals)
