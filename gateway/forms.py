@@ -3,7 +3,8 @@
 A POST is never answered with a page: Back and refresh would then offer to send it
 again. A refused form redirects to its own page, and what she typed (never a password or
 a code) and what was wrong wait in the sealed session cookie (gateway/cookie.py) for that
-page's next GET, which shows them once. Nothing of it goes into a URL.
+page's next GET, which shows them once. They are left for one address (a client's page,
+not every client's), and any other page drops them. Nothing of it goes into a URL.
 """
 
 from __future__ import annotations
@@ -12,26 +13,39 @@ from typing import Any
 
 from flask import redirect, request, session, url_for
 
-_KEY = "refused"
+_KEY = "left_for"
+
+
+def leave(page: str, data: dict[str, Any], **values: Any):
+    """Redirect to page (an endpoint and its values), leaving it data for its next GET."""
+    address = url_for(page, **values)
+    session[_KEY] = {"path": address, "data": data}
+    return redirect(address)
+
+
+def left() -> dict[str, Any]:
+    """What a POST left for this very page (once), or nothing."""
+    waiting = session.get(_KEY)
+    if isinstance(waiting, dict) and waiting.get("path") == request.path:
+        session.pop(_KEY)
+        return waiting.get("data") or {}
+    return {}
 
 
 def refused(page: str, errors: dict[str, str], form: dict[str, Any] | None = None, **values):
-    """Redirect to page (an endpoint), leaving it the errors and what was typed."""
-    session[_KEY] = {"page": page, "errors": dict(errors), "form": dict(form or {})}
-    return redirect(url_for(page, **values))
+    """Redirect to page, leaving it the errors and what was typed."""
+    return leave(page, {"errors": dict(errors), "form": dict(form or {})}, **values)
 
 
-def refusal(page: str) -> tuple[dict[str, Any], dict[str, str]]:
+def refusal() -> tuple[dict[str, Any], dict[str, str]]:
     """(what was typed, errors) a refused POST left for this page; empty ones otherwise."""
-    left = session.get(_KEY)
-    if isinstance(left, dict) and left.get("page") == page:
-        session.pop(_KEY)
-        return left.get("form") or {}, left.get("errors") or {}
-    return {}, {}
+    data = left()
+    return data.get("form") or {}, data.get("errors") or {}
 
 
-def forget_refusal() -> None:
-    """What a refused form left waits for its own page only: any other page drops it."""
-    left = session.get(_KEY)
-    if left is not None and request.endpoint not in (left.get("page"), "static"):
-        session.pop(_KEY)
+def forget_left() -> None:
+    """What a POST left waits for its own page only: any other page drops it."""
+    waiting = session.get(_KEY)
+    if waiting is not None and request.endpoint != "static":
+        if not isinstance(waiting, dict) or waiting.get("path") != request.path:
+            session.pop(_KEY)

@@ -66,3 +66,16 @@ def actor_label(actor: dict | None) -> str:
     who = actor.get("name") or actor.get("username") or actor.get("type") or "onbekend"
     role = actor.get("profession") or ROLE_LABELS.get(actor.get("role") or "", "")
     return f"{who} ({role})" if role else who
+
+
+def outcome_label(event: dict) -> str:
+    """How it went, for people; a download says whether it arrived (its delivery record)."""
+    if event.get("event") == c.DOCUMENT_DOWNLOADED:
+        if event.get("delivered"):
+            return "afgeleverd"
+        delivery = event.get("delivery")
+        return "niet afgeleverd" + (
+            f" ({OUTCOME_LABELS.get(delivery, delivery)})" if delivery else ""
+        )
+    outcome = event.get("outcome") or ""
+    return OUTCOME_LABELS.get(outcome, outcome)

@@ -174,7 +174,7 @@ def authenticator():
         return redirect(url_for("onboarding.recovery_codes"))
     with services() as rpc:
         setup = rpc.auth.totp_setup(principal())
-    errors = refusal("onboarding.authenticator")[1]
+    errors = refusal()[1]
     return render_template("authenticator.html", me=me, setup=setup, errors=errors)
 
 
@@ -228,7 +228,7 @@ def activation():
     token = _activation_token()
     if request.args.get("token"):
         session["activation"] = token
-    return _activation_page(refusal("onboarding.activation")[1])
+    return _activation_page(refusal()[1])
 
 
 @bp.post("/activeren/code")
@@ -396,7 +396,7 @@ def invite():
             "info",
         )
         return redirect(url_for("onboarding.accounts"))
-    form, errors = refusal("onboarding.invite")
+    form, errors = refusal()
     return render_template("invite.html", me=me, form=form, errors=errors)
 
 

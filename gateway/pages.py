@@ -24,8 +24,8 @@ from flask import (
 
 from gateway import api
 from gateway.errors import respond, wants_json
-from gateway.forms import forget_refusal, refusal, refused
-from gateway.labels import EVENT_LABELS, OUTCOME_LABELS, ROLE_LABELS, actor_label
+from gateway.forms import forget_left, leave, left, refusal, refused
+from gateway.labels import EVENT_LABELS, ROLE_LABELS, actor_label, outcome_label
 from gateway.session import (
     access_point,
     caller_token,
@@ -130,7 +130,7 @@ def days_left(value: Any) -> str:
 def forget_typed_client():
     """What a search that found nobody left for the add-client form waits one page only:
     the search's own answer, then the form (BSN and phone do not linger in the cookie)."""
-    forget_refusal()
+    forget_left()
     if "new_client" in session and request.endpoint not in (
         "pages.search",
         "pages.new_client",
@@ -165,6 +165,10 @@ def to_login(exc: Unauthenticated):
         session["after_login"] = url_for("pages.client", client_id=request.view_args["client_id"])
     elif request.method == "GET" and request.endpoint not in PAGES_WITHOUT_RETURN:
         session["after_login"] = request.path  # the path only: no query, no other site
+    back = session.get("after_login")
+    session.clear()  # what the ended session left in the cookie goes with it
+    if back:
+        session["after_login"] = back
     flash(message, "error")
     response = redirect(url_for("pages.login"))
     clear_session_cookie(response)
@@ -206,7 +210,7 @@ def login():
         session["sent_to"] = result["sent_to"]
         session["method"] = result["method"]
         return redirect(url_for("pages.login_code"))
-    form, errors = refusal("pages.login")
+    form, errors = refusal()
     return render_template("login.html", username=form.get("username", ""), errors=errors)
 
 
@@ -230,15 +234,15 @@ def login_code():
             if exc.code == "wrong_code":  # tries left: type it again, no password needed
                 return refused("pages.login_code", {"code": exc.message})
             return _login_again(exc.message)
-        _forget_challenge()
         # back to the page she was on when her session ended, if any (a path of ours)
         back = session.pop("after_login", None)
+        session.clear()  # nothing of an earlier session, or of the login, lingers
         if not (isinstance(back, str) and back.startswith("/") and back[1:2] not in ("/", "\\")):
             back = url_for("pages.overview")
         response = redirect(back)
         set_session_cookie(response, result["token"])
         return response
-    return _code_page(refusal("pages.login_code")[1])
+    return _code_page(refusal()[1])
 
 
 @bp.post("/inloggen/code/opnieuw")
@@ -295,7 +299,7 @@ PASSWORD_FIELDS = {
 def change_password():
     me = current()["profile"]
     if request.method == "GET":
-        return render_template("password.html", me=me, errors=refusal("pages.change_password")[1])
+        return render_template("password.html", me=me, errors=refusal()[1])
     new = request.form.get("new_password", "")
     if new != request.form.get("new_password_repeat", ""):
         errors = {"new_password_repeat": "De twee nieuwe wachtwoorden zijn niet gelijk."}
@@ -357,7 +361,7 @@ def search():
     me = _zorgverlener()
     if request.method == "GET":
         found = session.pop("search_results", None)
-        form, errors = refusal("pages.search")
+        form, errors = refusal()
         return render_template("search.html", me=me, form=form, errors=errors, results=found)
     form = {k: request.form.get(k, "").strip() for k in ("birth_date", "bsn", "phone")}
     try:
@@ -393,7 +397,7 @@ def declare(client_id: str):
 def new_client():
     me = _zorgverlener()
     if request.method == "GET":
-        form, errors = refusal("pages.new_client")
+        form, errors = refusal()
         # or once, from a search that found nobody
         form = form or session.pop("new_client", {})
         return render_template("new_client.html", me=me, form=form, errors=errors)
@@ -416,14 +420,14 @@ def client(client_id: str):
             result = rpc.documents.list(principal(), client_id, access_point())
     except Forbidden as exc:
         return render_template("error.html", me=me, status=403, message=exc.message), 403
-    typed, errors = refusal("pages.client")
+    typed, errors = refusal()
     return render_template(
         "client.html",
         me=me,
         client=result["client"],
         documents=result["documents"],
         removal=result["removal_bounds"],
-        removal_error=session.pop("removal_error", None),
+        placed=_placed_here(client_id),
         form=typed,
         errors=errors,
     )
@@ -453,10 +457,31 @@ def upload(client_id: str):
         flash(exc.message, "error")
         return redirect(url_for("pages.client", client_id=client_id))
     label = current_app.config["DOCUMENT_TYPES"].get(placed["document_type"], "")
-    flash(f"{placed['filename']} ({label})", "placed")
+    _placed(f"{placed['filename']} ({label})")
     if wants_json():
         return jsonify(api.public_document(placed)), 201
     return redirect(url_for("pages.client", client_id=client_id))
+
+
+#: the most placed files the confirmation names (the cookie holds about 4 kB); it counts all
+NAMED_PLACED = 10
+
+
+def _placed(what: str) -> None:
+    """Remember for the client page what was placed, for its confirmation and reminder."""
+    placed = session.get("placed")
+    if not placed or placed.get("client") != request.view_args["client_id"]:
+        placed = {"client": request.view_args["client_id"], "names": [], "count": 0}
+    placed["count"] += 1
+    if len(placed["names"]) < NAMED_PLACED:
+        placed["names"].append(what[:120])
+    session["placed"] = placed
+
+
+def _placed_here(client_id: str) -> dict[str, Any] | None:
+    """What was placed for this client since her page was last shown (once)."""
+    placed = session.pop("placed", None)
+    return placed if placed and placed.get("client") == client_id else None
 
 
 def _upload_field(code: str) -> str:
@@ -497,7 +522,8 @@ def move_removal_date(document_id: str):
         with services() as rpc:
             moved = rpc.documents.move_removal_date(principal(), document_id, typed, access_point())
     except InvalidInput as exc:  # beside that document's date, with what she typed
-        session["removal_error"] = {"document": document_id, "value": typed, "message": exc.message}
+        moving = {"move_document": document_id, "move_value": typed}
+        return refused("pages.client", {"move": exc.message}, moving, client_id=client_id)
     except (Forbidden, NotFound) as exc:
         flash(exc.message, "error")
     else:
@@ -526,16 +552,18 @@ def audit():
     except InvalidInput as exc:
         flash(exc.message, "error")
         result = {"events": [], "next_cursor": None}
-    typed, errors = refusal("pages.audit")
+    waiting = left()
+    typed, errors = waiting.get("form") or {}, waiting.get("errors") or {}
+    found = waiting.get("found")
     return render_template(
         "audit.html",
         me=me,
         filters=filters,
         lookup=typed,
         errors=errors,
-        found=session.pop("audit_found", None),
+        found=found,
         event_labels=EVENT_LABELS,
-        outcome_labels=OUTCOME_LABELS,
+        outcome_label=outcome_label,
         actor_label=actor_label,
         **result,
     )
@@ -553,12 +581,15 @@ def audit_find_client():
     except InvalidInput as exc:
         return refused("pages.audit", _errors(exc), typed)
     if not found:
-        message = "Geen cliënt gevonden met deze gegevens (ook niet onder de verwijderde)."
+        message = (
+            "Geen cliënt gevonden met deze gegevens, ook niet onder de verwijderde. "
+            "Wie werd toegevoegd voordat Overdracht dit bijhield, vindt u alleen met haar "
+            "cliënt-id in het filter hieronder."
+        )
         return refused("pages.audit", {"lookup": message}, typed)
     if len(found) == 1:
         return redirect(url_for("pages.audit_client", client_id=found[0]))
-    session["audit_found"] = found
-    return redirect(url_for("pages.audit"))
+    return leave("pages.audit", {"found": found})
 
 
 @bp.get("/audit/clienten/<client_id>")
@@ -575,7 +606,7 @@ def audit_client(client_id: str):
         events=result["events"],
         truncated=result["truncated"],
         event_labels=EVENT_LABELS,
-        outcome_labels=OUTCOME_LABELS,
+        outcome_label=outcome_label,
         actor_label=actor_label,
         printed=datetime.now(AMSTERDAM).isoformat(),
     )
@@ -622,9 +653,6 @@ def audit_csv(events: list[dict[str, Any]]) -> str:
     types = current_app.config["DOCUMENT_TYPES"]
     for e in events:
         thing = e.get("object") or {}
-        outcome = e.get("outcome", "")
-        if e.get("event") == "document.downloaded":
-            outcome = "afgeleverd" if e.get("delivered") else "niet afgeleverd"
         writer.writerow(
             [
                 e.get("seq"),
@@ -636,7 +664,7 @@ def audit_csv(events: list[dict[str, Any]]) -> str:
                 e.get("subject") or "",
                 thing.get("id", ""),
                 types.get(thing.get("document_type"), thing.get("document_type") or ""),
-                OUTCOME_LABELS.get(outcome, outcome),
+                outcome_label(e),
                 (e.get("access_point") or {}).get("ip", ""),
                 e.get("event_id"),
             ]
@@ -684,4 +712,5 @@ def _zorgverlener() -> dict[str, Any]:
 
 def _upload_csrf(fields: dict[str, str]) -> None:
     if not csrf_ok(fields.pop("csrf", None)):
+        record_refusal("csrf")
         raise InvalidInput("Het formulier is verlopen; probeer het opnieuw.", "csrf")

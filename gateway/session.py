@@ -120,10 +120,9 @@ def record_refusal(reason: str) -> None:
     """
     try:
         who = principal()
-    except Unauthenticated:
-        return
-    try:
         with services() as rpc:
             rpc.audit.record_refusal(who, request.endpoint or request.path, reason, access_point())
+    except Unauthenticated:
+        return
     except Exception as exc:  # noqa: BLE001 - the refusal is answered anyway; said in the log
         log.warning("refusal not recorded in the audit log: %s", type(exc).__name__)

@@ -16,6 +16,8 @@
   var form = box.querySelector("form");
   var renewable = box.dataset.renewable === "ja";
   var ends = Date.now() + Number(box.dataset.secondsLeft) * 1000;
+  // a request extends the session by this much (idle time; at page load, what is left)
+  var idleMs = Number(box.dataset.secondsLeft) * 1000;
   var timers = [];
 
   function show(message, offerButton, offerLogin) {
@@ -63,19 +65,33 @@
       credentials: "same-origin",
       headers: { "X-Requested-With": "fetch" },
     })
-      .then(function (response) {
-        if (!response.ok) {
-          throw new Error("session " + response.status);
+      .then(
+        function (response) {
+          if (!response.ok) {
+            expired(); // the session had ended: 401
+            return;
+          }
+          return response.json().then(function (state) {
+            renewable = state.renewable;
+            var newEnds = Date.now() + state.seconds_left * 1000;
+            share(newEnds);
+            schedule(newEnds);
+          });
+        },
+        function () {
+          // no answer (the network): she may try again while there is time
+          show(box.dataset.offline, true, false);
         }
-        return response.json();
-      })
-      .then(function (state) {
-        renewable = state.renewable;
-        var newEnds = Date.now() + state.seconds_left * 1000;
-        share(newEnds);
-        schedule(newEnds);
-      })
-      .catch(expired);
+      );
+  });
+
+  // the page's own scripts made a request (an upload): that extended the session too
+  document.addEventListener("overdracht:active", function () {
+    if (renewable) {
+      var newEnds = Date.now() + idleMs;
+      share(newEnds);
+      schedule(newEnds);
+    }
   });
 
   window.addEventListener("storage", function (event) {

@@ -99,6 +99,9 @@
         }
       });
       request.addEventListener("load", function () {
+        if (request.status !== 401) {
+          document.dispatchEvent(new CustomEvent("overdracht:active")); // see session.js
+        }
         var answer = null;
         try {
           answer = JSON.parse(request.responseText);

@@ -111,21 +111,9 @@ class AuditService:
         """The gateway refused her something itself (a page for another role, a form
         without its CSRF value): recorded as the services record their own refusals."""
         who = self.identity(principal)
+        refusal = _denial(who, access_point, str(action)[:64], str(reason)[:32], by="gateway")
         with self.db.transaction() as tx:
-            chain.append(
-                tx.session,
-                make_event(
-                    ACCESS_DENIED,
-                    actor=who.actor(),
-                    access_point=access_point,
-                    outcome="denied",
-                    detail={
-                        "action": str(action)[:64],
-                        "reason": str(reason)[:32],
-                        "by": "gateway",
-                    },
-                ),
-            )
+            chain.append(tx.session, refusal)
 
     @rpc
     def find_client(self, principal: str, criteria: dict, access_point: dict) -> dict:
@@ -146,9 +134,13 @@ class AuditService:
             )
         with self.db.transaction() as tx:
             found = sorted(set(tx.session.scalars(query.limit(20)).all()))
-            reading = _reading(AUDIT_READ, who, access_point, {}, 0)
-            reading["detail"] = {"lookup": [k for k, _ in wanted], "client_ids": found}
-            reading["outcome"] = "found" if found else "not_found"
+            reading = make_event(
+                AUDIT_READ,
+                actor=who.actor(),
+                access_point=access_point,
+                outcome="found" if found else "not_found",
+                detail={"lookup": [k for k, _ in wanted], "client_ids": found},
+            )
             chain.append(tx.session, reading)
         return {"client_ids": found}
 
@@ -157,16 +149,7 @@ class AuditService:
         who = self.identity(principal)
         if who.role != AUDITOR:
             with self.db.transaction() as tx:
-                chain.append(
-                    tx.session,
-                    make_event(
-                        ACCESS_DENIED,
-                        actor=who.actor(),
-                        access_point=access_point,
-                        outcome="denied",
-                        detail={"action": action, "reason": "role"},
-                    ),
-                )
+                chain.append(tx.session, _denial(who, access_point, action, "role"))
             raise Forbidden("Alleen auditors lezen het auditlog.", "role")
         return who
 
@@ -194,6 +177,11 @@ class AuditService:
             self._park(source, payload, str(exc), sender)
             return
         envelope, identifiers = _take_identifiers(envelope)
+        if identifiers is False:  # stored without them; counted for `overdracht audit verify`
+            self._park(
+                source, {"event_id": envelope["event_id"]}, "identifiers do not open", sender
+            )
+            identifiers = None
         try:
             with self.db.transaction() as tx:
                 if chain.append(tx.session, envelope) and identifiers:
@@ -217,9 +205,10 @@ class AuditService:
             )
 
 
-def _take_identifiers(envelope: dict[str, Any]) -> tuple[dict[str, Any], dict | None]:
+def _take_identifiers(envelope: dict[str, Any]) -> tuple[dict[str, Any], dict | bool | None]:
     """The envelope as the log keeps it (without the sealed identifiers a client.created
-    carries), and those identifiers opened, if it carried them and they open."""
+    carries), and those identifiers opened: None if it carried none, False if they do not
+    open (another key, or altered)."""
     detail = envelope.get("detail")
     if envelope["event"] != CLIENT_CREATED or not isinstance(detail, dict):
         return envelope, None
@@ -230,7 +219,7 @@ def _take_identifiers(envelope: dict[str, Any]) -> tuple[dict[str, Any], dict | 
         return kept, lookup.unseal(detail[lookup.FIELD])
     except lookup.SealBroken:
         log.error("a client.created event's identifiers do not open: stored without them")
-        return kept, None
+        return kept, False
 
 
 def _remember(session: Session, client_id: Any, identifiers: dict[str, str]) -> None:
@@ -247,6 +236,19 @@ def _remember(session: Session, client_id: Any, identifiers: dict[str, str]) -> 
                 recorded_at=now,
             )
         )
+
+
+def _denial(
+    who: Principal, access_point: dict, action: str, reason: str, **more: str
+) -> dict[str, Any]:
+    """The record of a refusal, as every service writes one."""
+    return make_event(
+        ACCESS_DENIED,
+        actor=who.actor(),
+        access_point=access_point,
+        outcome="denied",
+        detail={"action": action, "reason": reason, **more},
+    )
 
 
 def _reading(

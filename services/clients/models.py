@@ -52,6 +52,8 @@ class Relationship(Base):
     established_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     #: when someone else first placed a document she has not seen (null: nothing new)
     unseen_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    #: when she last opened the client's documents
+    seen_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     #: when she was last told by e-mail that something new waits (at most once an hour)
     notified_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 

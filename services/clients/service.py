@@ -287,7 +287,8 @@ class ClientsService:
             related = client is not None and tx.session.get(
                 Relationship, (cid, uuid.UUID(who.provider_id))
             )
-            if related and action == DOCUMENT_LISTED and related.unseen_since is not None:
+            if related and action == DOCUMENT_LISTED:
+                related.seen_at = datetime.now(UTC)
                 related.unseen_since = None  # she opens the list: nothing is new any more
         if client is None:
             raise NotFound("Cliënt niet gevonden.")
@@ -307,8 +308,10 @@ class ClientsService:
         """Someone placed a document: new for everyone else in a relationship with her.
 
         Each of them gets an e-mail (through auth, which knows their addresses), at most
-        one per client an hour. A failure raises, and the event comes back later: the
-        marks and the times of the mails are written only once auth accepted the call.
+        one per client an hour. The marks and the times of the mails are committed first
+        (no row stays locked while mail goes out); a notice that then fails is logged and
+        not sent again: the mark on Mijn cliënten is what she relies on. An event that
+        comes late or twice marks nothing she has seen since it was placed.
         """
         try:
             event = check_sender("documents", sender, size, payload)
@@ -329,18 +332,22 @@ class ClientsService:
             ).all()
             due = []
             for related in others:
+                if related.seen_at is not None and related.seen_at >= placed_at:
+                    continue  # she opened the client after it was placed
                 if related.unseen_since is None:
                     related.unseen_since = placed_at
                 if related.notified_at is None or related.notified_at <= now - NOTICE_INTERVAL:
                     related.notified_at = now
                     due.append(str(related.provider_id))
-            if due:
-                token = sign_system_token(
-                    "clients",
-                    config.private_key("clients"),
-                    call="auth.notify_new_documents",
-                )
-                self.auth.notify_new_documents(token, due)
+        if not due:
+            return
+        token = sign_system_token(
+            "clients", config.private_key("clients"), call="auth.notify_new_documents"
+        )
+        try:
+            self.auth.notify_new_documents(token, due)
+        except Exception as exc:  # noqa: BLE001 - marked already; the mail is a courtesy
+            log.warning("new-document notices not sent: %s", type(exc).__name__)
 
     # --- retention (system calls, no client data leaves) ---------------------------------
 

@@ -35,8 +35,12 @@ def document_type(value: Any) -> str:
     return value
 
 
-def removal_bounds(due_date: date | None, now: date | None = None) -> dict[str, str]:
-    """The removal dates allowed: after today; at most due date + 6 weeks, or the horizon."""
+def removal_bounds(
+    due_date: date | None, now: date | None = None, placed_on: date | None = None
+) -> dict[str, str]:
+    """The removal dates allowed: after today; at most due date + 6 weeks, or the horizon
+    from the day it was placed (today, for a document still to be placed), so that moving
+    a date again and again never keeps a document longer than placing it could."""
     now = now or today()
     if due_date is not None:
         weeks = config.get_int("OVERDRACHT_REMOVAL_AFTER_DUE_WEEKS")
@@ -44,8 +48,8 @@ def removal_bounds(due_date: date | None, now: date | None = None) -> dict[str, 
         reason = f"{weeks} weken na de uitgerekende datum"
     else:
         weeks = config.get_int("OVERDRACHT_REMOVAL_HORIZON_WEEKS")
-        latest = now + timedelta(weeks=weeks)
-        reason = f"{weeks} weken na vandaag"
+        latest = (placed_on or now) + timedelta(weeks=weeks)
+        reason = f"{weeks} weken na vandaag" if placed_on is None else f"{weeks} weken na plaatsing"
     return {
         "min": (now + timedelta(days=1)).isoformat(),
         "max": latest.isoformat(),
@@ -53,7 +57,9 @@ def removal_bounds(due_date: date | None, now: date | None = None) -> dict[str, 
     }
 
 
-def removal_date(value: Any, due_date: date | None, now: date | None = None) -> date:
+def removal_date(
+    value: Any, due_date: date | None, now: date | None = None, placed_on: date | None = None
+) -> date:
     """A removal date within removal_bounds, or InvalidInput saying which bound it broke."""
     if not value:
         raise InvalidInput("Verwijderdatum ontbreekt.", "missing_removal_date")
@@ -63,7 +69,7 @@ def removal_date(value: Any, due_date: date | None, now: date | None = None) -> 
         raise InvalidInput(
             "Verwijderdatum is geen geldige datum (JJJJ-MM-DD).", "invalid_removal_date"
         ) from None
-    bounds = removal_bounds(due_date, now)
+    bounds = removal_bounds(due_date, now, placed_on)
     if parsed < date.fromisoformat(bounds["min"]):
         raise InvalidInput("De verwijderdatum moet na vandaag liggen.", "removal_date_not_future")
     latest = date.fromisoformat(bounds["max"])

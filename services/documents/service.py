@@ -50,7 +50,7 @@ from overdracht.contracts import (
 from overdracht.db import Database
 from overdracht.entrypoints import rpc
 from overdracht.identity import Identity
-from overdracht.timezone import today
+from overdracht.timezone import AMSTERDAM, today
 from services.documents import crypto, schemas
 from services.documents.crypto import IntegrityError, Keys, MissingMasterKey, WrappedKey
 from services.documents.delivery import (
@@ -139,6 +139,11 @@ def _client_uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
+def _placed_on(document: Document) -> date:
+    """The day it was placed, in the Netherlands."""
+    return document.uploaded_at.astimezone(AMSTERDAM).date()
+
+
 def _due_date(client: dict) -> date | None:
     return date.fromisoformat(client["due_date"]) if client["due_date"] else None
 
@@ -219,10 +224,16 @@ class DocumentsService:
                     detail={"documents": len(documents)},
                 )
             )
+        due = _due_date(client)
         return {
             "client": client,
             "documents": [
-                {**d.as_dict(), "may_delete": str(d.uploaded_by) == who.provider_id}
+                {
+                    **d.as_dict(),
+                    "may_delete": str(d.uploaded_by) == who.provider_id,
+                    # the latest date it may be moved to (from the day it was placed)
+                    "removal_max": schemas.removal_bounds(due, placed_on=_placed_on(d))["max"],
+                }
                 for d in documents
             ],
             "removal_bounds": schemas.removal_bounds(_due_date(client)),
@@ -287,7 +298,9 @@ class DocumentsService:
         client = self._authorize(
             principal, str(document.client_id), DOCUMENT_REMOVAL_DATE_MOVED, access_point
         )
-        moved_to = schemas.removal_date(removal_date, _due_date(client))
+        moved_to = schemas.removal_date(
+            removal_date, _due_date(client), placed_on=_placed_on(document)
+        )
         with self.db.transaction() as tx:
             # only while it is still there: the sweep may have removed it meanwhile
             before = tx.session.scalar(
@@ -297,7 +310,8 @@ class DocumentsService:
             )
             if before is None:
                 raise NotFound("Document niet gevonden.")
-            if before != moved_to:
+            earlier = moved_to < before and str(document.uploaded_by) != who.provider_id
+            if not earlier and before != moved_to:
                 tx.session.execute(
                     sa.update(Document)
                     .where(Document.id == document.id)
@@ -313,6 +327,13 @@ class DocumentsService:
                         detail={"from": before.isoformat(), "to": moved_to.isoformat()},
                     )
                 )
+        if earlier:  # sooner is removing it sooner: as deleting, for its uploader only
+            self._deny(who, access_point, document, "not_uploader", DOCUMENT_REMOVAL_DATE_MOVED)
+            raise Forbidden(
+                "Alleen wie het document plaatste kan de verwijderdatum vervroegen; "
+                "u kunt hem wel later zetten.",
+                "not_uploader",
+            )
         document.removal_date = moved_to
         return document.as_dict()
 
@@ -336,7 +357,7 @@ class DocumentsService:
                     .limit(limit)
                 ).all()
             for document in due:
-                self._remove(
+                removed += self._remove(
                     document,
                     make_event(
                         DOCUMENT_EXPIRED,
@@ -345,8 +366,8 @@ class DocumentsService:
                         object=_document_object(document),
                         detail={"removal_date": document.removal_date.isoformat()},
                     ),
+                    due_by=day,
                 )
-            removed += len(due)
             if len(due) < limit:
                 return removed
 
@@ -719,22 +740,27 @@ class DocumentsService:
             raise NotFound("Document niet gevonden.")
         return document
 
-    def _remove(self, document: Document, event: dict) -> None:
+    def _remove(self, document: Document, event: dict, due_by: date | None = None) -> bool:
         """Delete the row, its event and a pending removal together; then the object.
 
-        If the store is away the object stays listed in pending_removals and the next
-        retention sweep removes it: no object outlives its row unnoticed.
+        With due_by, only while the removal date is still on or before it: a provider may
+        have moved it since the sweep looked. If the store is away the object stays listed
+        in pending_removals and the next retention sweep removes it: no object outlives its
+        row unnoticed. Whether this call removed the row.
         """
+        removal = sa.delete(Document).where(Document.id == document.id)
+        if due_by is not None:
+            removal = removal.where(Document.removal_date <= due_by)
         with self.db.transaction() as tx:
-            gone = tx.session.execute(
-                sa.delete(Document).where(Document.id == document.id)
-            ).rowcount
+            gone = tx.session.execute(removal).rowcount
             if gone:
                 tx.emit(event)
                 tx.session.merge(
                     PendingRemoval(object_key=document.object_key, created_at=datetime.now(UTC))
                 )
-        self._remove_objects([document.object_key])
+        if gone:  # else someone else removed it, and its object with it, or it was moved
+            self._remove_objects([document.object_key])
+        return bool(gone)
 
     def _remove_objects(self, keys: list[str]) -> int:
         """Remove objects from the store and their pending rows; returns how many went."""
@@ -880,7 +906,14 @@ class DocumentsService:
             raise Forbidden("Alleen zorgverleners werken met cliëntgegevens.", "role")
         return who
 
-    def _deny(self, who: Principal, access_point: dict, document: Document, reason: str) -> None:
+    def _deny(
+        self,
+        who: Principal,
+        access_point: dict,
+        document: Document,
+        reason: str,
+        action: str = DOCUMENT_DELETED,
+    ) -> None:
         self.db.record(
             make_event(
                 ACCESS_DENIED,
@@ -889,6 +922,6 @@ class DocumentsService:
                 subject=str(document.client_id),
                 object=_document_object(document),
                 outcome="denied",
-                detail={"action": DOCUMENT_DELETED, "reason": reason},
+                detail={"action": action, "reason": reason},
             )
         )

@@ -783,3 +783,22 @@ def test_a_search_names_the_birth_date_and_the_bsn_or_phone_together():
         clients.search_criteria({"birth_date": "", "bsn": "", "phone": ""})
     assert set(refused.value.fields) == {"birth_date", "bsn"}
     assert "telefoonnummer" in refused.value.fields["bsn"]
+
+
+def test_without_a_due_date_the_horizon_counts_from_the_day_it_was_placed():
+    """Moving a date again and again never keeps a document longer than placing it could."""
+    weeks = config.get_int("OVERDRACHT_REMOVAL_HORIZON_WEEKS")
+    now = date(2027, 6, 1)
+    placed_on = now - timedelta(weeks=10)
+    latest = placed_on + timedelta(weeks=weeks)
+
+    bounds = documents.removal_bounds(None, now, placed_on)
+
+    assert bounds["max"] == latest.isoformat() and "na plaatsing" in bounds["reason"]
+    assert documents.removal_date(latest.isoformat(), None, now, placed_on) == latest
+    with pytest.raises(InvalidInput) as refused:
+        documents.removal_date((latest + timedelta(days=1)).isoformat(), None, now, placed_on)
+    assert refused.value.code == "removal_date_too_late"
+    # a due date caps it the same way whenever it was placed
+    due = date(2027, 8, 1)
+    assert documents.removal_bounds(due, now, placed_on) == documents.removal_bounds(due, now)
