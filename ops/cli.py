@@ -131,6 +131,11 @@ def _provider_action(method: str) -> Any:
     return run
 
 
+def _second_factor(args: argparse.Namespace) -> int:
+    _print(_rpc("auth", "set_second_factor_policy", args.role, args.required == "on"))
+    return 0
+
+
 def _retention_sweep(args: argparse.Namespace) -> int:
     if args.as_of is not None:
         if config.is_production():
@@ -316,6 +321,15 @@ def parser() -> argparse.ArgumentParser:
         action = provider_cmds.add_parser(name, help=text)
         action.add_argument("username", metavar="USERNAME")
         action.set_defaults(run=_provider_action(method))
+
+    second = provider_cmds.add_parser(
+        "second-factor",
+        help="require the authenticator app for a role, or no longer (audited); "
+        "only the operator lifts it for auditors and beheerders",
+    )
+    second.add_argument("role", choices=ROLES)
+    second.add_argument("required", choices=("on", "off"))
+    second.set_defaults(run=_second_factor)
 
     retention = areas.add_parser("retention", help="removal of expired documents and clients")
     retention_cmds = retention.add_subparsers(dest="command", required=True)

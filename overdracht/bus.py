@@ -112,6 +112,7 @@ CALLS: dict[str, dict[str, tuple[str, ...]]] = {
             "unlock",
             "reset_provider",
             "deactivate_provider",
+            "set_second_factor_policy",
         ),
     },
 }

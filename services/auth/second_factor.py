@@ -22,6 +22,7 @@ from overdracht.contracts import (
     ROLES,
     SECOND_FACTOR_POLICY_CHANGED,
     Conflict,
+    Forbidden,
     InvalidInput,
     Unauthenticated,
     make_event,
@@ -31,7 +32,7 @@ from services.auth import totp
 from services.auth.accounts import verify_password
 from services.auth.delivery import DeliveryFailed
 from services.auth.models import Provider, RecoveryCode, SecondFactorPolicy, Session
-from services.auth.onboarding import account_event
+from services.auth.onboarding import BEHEERDER_MAY_REGISTER, account_event
 
 #: how long a secret offered for setting up the app stays the same
 SETUP_MINUTES = 10
@@ -158,11 +159,17 @@ class SecondFactor:
     ) -> dict:
         """Require the app for a role, or no longer; accounts without it set it up at their
         next login."""
-        actor, _ = self._admin(credential)
+        actor, acting = self._admin(credential)
         if role not in ROLES:
             raise InvalidInput(f"Rol moet een van {', '.join(ROLES)} zijn.", "invalid_role")
         if not isinstance(required, bool):
             raise InvalidInput("Geef aan of de app verplicht is (true of false).", "invalid_input")
+        if acting is not None and not required and role not in BEHEERDER_MAY_REGISTER:
+            # separation of duties: she may require the app of her own role, not lift it
+            raise Forbidden(
+                "Alleen de operator kan de app voor auditors en beheerders weer vrijlaten.",
+                "operator_only",
+            )
         with self.db.transaction() as tx:
             tx.session.execute(
                 pg_insert(SecondFactorPolicy)

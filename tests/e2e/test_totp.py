@@ -157,3 +157,20 @@ def test_a_role_that_requires_the_app_can_do_nothing_else_before_it(
         event="second_factor_policy.changed",
     )
     assert {"role": "coordinator", "totp_required": True} in [e["detail"] for e in events]
+
+
+def test_a_beheerder_may_not_lift_the_app_for_her_own_role_but_the_operator_may(harness):
+    beheerder = harness.provider(role="beheerder", region="Landelijk")
+    for role in ("beheerder", "auditor"):
+        lifted = beheerder.post("/second-factor", json={"role": role, "totp_required": False})
+        assert lifted.status_code == 403 and lifted.json()["error"]["code"] == "operator_only"
+
+    result = harness.cli("provider", "second-factor", "beheerder", "off")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"role": "beheerder", "totp_required": False}
+    changes = harness.audit_until(
+        lambda es: any(e["detail"].get("role") == "beheerder" for e in es),
+        event="second_factor_policy.changed",
+    )
+    assert any(e["actor"]["type"] == "operator" for e in changes)
