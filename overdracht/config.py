@@ -114,6 +114,9 @@ DEFAULTS = {
     "OVERDRACHT_REQUEST_MIN_RATE": "8192",
     # documents: file bodies in flight at once, on workers of their own (not max_workers)
     "OVERDRACHT_TRANSFER_WORKERS": "10",
+    # documents: uploads being written to the object store at once, each holding a part
+    # of up to 8 MiB in memory (services/documents/storage.py); the others wait for one
+    "OVERDRACHT_STORE_PUTS": "2",
 }
 
 #: Secrets have no default: `make run` generates them, production must set them.
