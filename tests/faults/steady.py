@@ -294,8 +294,12 @@ def books(platform: Platform, load: Steady, row: Row) -> Row:
     recorded["document.uploaded"] -= len(load.people)
     for kind in KINDS:
         record = RECORD_OF[kind]
-        row.missing += max(told[kind] - recorded[record], 0)
-        row.extra += max(recorded[record] - told[kind] - cut[kind], 0)
+        missing = max(told[kind] - recorded[record], 0)
+        extra = max(recorded[record] - told[kind] - cut[kind], 0)
+        if missing or extra:  # which kind, for whoever reads a failed run
+            row.notes.append(f"{kind}: {missing} missing, {extra} extra")
+        row.missing += missing
+        row.extra += extra
     created = {s for e, _, s, _ in records if e == "client.created"} - setup
     uploaded = {o for e, _, _, o in records if e == "document.uploaded"} - setup
     if created - made or uploaded - made:
