@@ -16,6 +16,11 @@ from flask import redirect, request, session, url_for
 _KEY = "left_for"
 
 
+def typed(*names: str) -> dict[str, str]:
+    """What she typed into these fields of the posted form, trimmed."""
+    return {name: request.form.get(name, "").strip() for name in names}
+
+
 def leave(page: str, data: dict[str, Any], **values: Any):
     """Redirect to page (an endpoint and its values), leaving it data for its next GET."""
     address = url_for(page, **values)

@@ -20,7 +20,7 @@ from flask import (
 )
 
 from gateway.api import ACCOUNT_ACTIONS, csv_text
-from gateway.forms import refusal, refused
+from gateway.forms import refusal, refused, typed
 from gateway.labels import ROLE_LABELS
 from gateway.session import (
     access_point,
@@ -381,7 +381,7 @@ def account_action(username: str, action: str):
 def invite():
     me = _role(BEHEERDER)
     if request.method == "POST":
-        data = {k: request.form.get(k, "").strip() for k in (*INVITE_FIELDS, "agb_code")}
+        data = typed(*INVITE_FIELDS, "agb_code")
         try:
             with services() as rpc:
                 created = rpc.auth.invite_provider(principal(), data, access_point())

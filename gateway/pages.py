@@ -24,7 +24,7 @@ from flask import (
 
 from gateway import api
 from gateway.errors import respond, wants_json
-from gateway.forms import forget_left, leave, left, refusal, refused
+from gateway.forms import forget_left, leave, left, refusal, refused, typed
 from gateway.labels import EVENT_LABELS, ROLE_LABELS, actor_label, outcome_label
 from gateway.session import (
     access_point,
@@ -63,6 +63,8 @@ EXTENSIONS_OF = {
     "image/tiff": ".tif,.tiff",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
 }
+#: how a client is looked up: birth date plus BSN and/or phone (search, and the auditor's)
+LOOKUP_FIELDS = ("birth_date", "bsn", "phone")
 #: errors a form shows next to itself instead of on an error page
 FORM_ERRORS = (InvalidInput, Conflict, RateLimited, TooLarge)
 
@@ -355,15 +357,15 @@ def search():
 
     Back and refresh never resubmit a search (each is audited and counts against the
     hourly limit); what she typed, BSN and phone included, never goes into a URL. The
-    results, and after "niet gevonden" what she typed, wait in the signed session cookie
-    (HttpOnly, SameSite=Strict) until the next page takes them; logging out clears it.
+    results, and after "niet gevonden" what she typed, wait in the sealed session cookie
+    (gateway/cookie.py) until the next page takes them; logging out clears it.
     """
     me = _zorgverlener()
     if request.method == "GET":
         found = session.pop("search_results", None)
         form, errors = refusal()
         return render_template("search.html", me=me, form=form, errors=errors, results=found)
-    form = {k: request.form.get(k, "").strip() for k in ("birth_date", "bsn", "phone")}
+    form = typed(*LOOKUP_FIELDS)
     try:
         with services() as rpc:
             results = rpc.clients.search(principal(), form, access_point())["results"]
@@ -402,7 +404,7 @@ def new_client():
         form = form or session.pop("new_client", {})
         return render_template("new_client.html", me=me, form=form, errors=errors)
     fields = ("maiden_name", "birth_date", "bsn", "phone", "due_date")
-    form = {k: request.form.get(k, "").strip() for k in fields}
+    form = typed(*fields)
     try:
         with services() as rpc:
             client = rpc.clients.create(principal(), form, access_point())
@@ -420,7 +422,7 @@ def client(client_id: str):
             result = rpc.documents.list(principal(), client_id, access_point())
     except Forbidden as exc:
         return render_template("error.html", me=me, status=403, message=exc.message), 403
-    typed, errors = refusal()
+    form, errors = refusal()
     return render_template(
         "client.html",
         me=me,
@@ -428,7 +430,7 @@ def client(client_id: str):
         documents=result["documents"],
         removal=result["removal_bounds"],
         placed=_placed_here(client_id),
-        form=typed,
+        form=form,
         errors=errors,
     )
 
@@ -438,10 +440,10 @@ def upload(client_id: str):
     """One document; the page's script sends each of several files this way (answered in
     JSON, see errors.wants_json), the plain form one, answered Post/Redirect/Get."""
     _zorgverlener()  # asks auth only: the body is not read yet
-    typed: dict[str, str] = {}
+    sent: dict[str, str] = {}
 
     def check(fields: dict[str, str]) -> None:
-        typed.update({k: fields.get(k, "") for k in ("document_type", "removal_date")})
+        sent.update({k: fields.get(k, "") for k in ("document_type", "removal_date")})
         _upload_csrf(fields)
 
     try:
@@ -450,7 +452,7 @@ def upload(client_id: str):
         if wants_json():
             raise
         errors = {_upload_field(getattr(exc, "code", "")): exc.message}
-        return refused("pages.client", errors, typed, client_id=client_id)
+        return refused("pages.client", errors, sent, client_id=client_id)
     except (NotFound, Forbidden) as exc:
         if wants_json():
             raise
@@ -517,12 +519,14 @@ def delete(document_id: str):
 def move_removal_date(document_id: str):
     _zorgverlener()
     client_id = request.form.get("client_id", "")
-    typed = request.form.get("removal_date", "").strip()
+    wanted = typed("removal_date")["removal_date"]
     try:
         with services() as rpc:
-            moved = rpc.documents.move_removal_date(principal(), document_id, typed, access_point())
+            moved = rpc.documents.move_removal_date(
+                principal(), document_id, wanted, access_point()
+            )
     except InvalidInput as exc:  # beside that document's date, with what she typed
-        moving = {"move_document": document_id, "move_value": typed}
+        moving = {"move_document": document_id, "move_value": wanted}
         return refused("pages.client", {"move": exc.message}, moving, client_id=client_id)
     except (Forbidden, NotFound) as exc:
         flash(exc.message, "error")
@@ -553,13 +557,13 @@ def audit():
         flash(exc.message, "error")
         result = {"events": [], "next_cursor": None}
     waiting = left()
-    typed, errors = waiting.get("form") or {}, waiting.get("errors") or {}
+    lookup, errors = waiting.get("form") or {}, waiting.get("errors") or {}
     found = waiting.get("found")
     return render_template(
         "audit.html",
         me=me,
         filters=filters,
-        lookup=typed,
+        lookup=lookup,
         errors=errors,
         found=found,
         event_labels=EVENT_LABELS,
@@ -574,19 +578,19 @@ def audit_find_client():
     """Find a client's records by birth date plus BSN or phone (audit's own keyed hashes,
     so also after she is gone); one found opens her overview, several are listed."""
     _auditor()
-    typed = {k: request.form.get(k, "").strip() for k in ("birth_date", "bsn", "phone")}
+    form = typed(*LOOKUP_FIELDS)
     try:
         with services() as rpc:
-            found = rpc.audit.find_client(principal(), typed, access_point())["client_ids"]
+            found = rpc.audit.find_client(principal(), form, access_point())["client_ids"]
     except InvalidInput as exc:
-        return refused("pages.audit", _errors(exc), typed)
+        return refused("pages.audit", _errors(exc), form)
     if not found:
         message = (
             "Geen cliënt gevonden met deze gegevens, ook niet onder de verwijderde. "
             "Wie werd toegevoegd voordat Overdracht dit bijhield, vindt u alleen met haar "
             "cliënt-id in het filter hieronder."
         )
-        return refused("pages.audit", {"lookup": message}, typed)
+        return refused("pages.audit", {"lookup": message}, form)
     if len(found) == 1:
         return redirect(url_for("pages.audit_client", client_id=found[0]))
     return leave("pages.audit", {"found": found})
