@@ -41,6 +41,7 @@ EVENT_LABELS = {
     c.DOCUMENT_REMOVAL_DATE_MOVED: "Verwijderdatum gewijzigd",
     c.DOCUMENT_EXPIRED: "Document verlopen en gewist",
     c.ACCESS_DENIED: "Toegang geweigerd",
+    c.READ_WITHHELD: "Antwoord niet gegeven",
     c.AUDIT_READ: "Auditlog gelezen",
     c.AUDIT_EXPORTED: "Auditlog geëxporteerd",
 }
@@ -55,6 +56,7 @@ OUTCOME_LABELS = {
     c.DELIVERED: "afgeleverd",
     c.DELIVERY_FAILED: "mislukt",
     c.DELIVERY_INTERRUPTED: "afgebroken",
+    "not_shown": "niet getoond",
 }
 
 
@@ -69,7 +71,10 @@ def actor_label(actor: dict | None) -> str:
 
 
 def outcome_label(event: dict) -> str:
-    """How it went, for people; a download says whether it arrived (its delivery record)."""
+    """How it went, for people; a download says whether it arrived (its delivery record),
+    and a read whose answer was never given (read.withheld names it) says so."""
+    if event.get("withheld"):
+        return "niet getoond (geen antwoord gegeven)"
     if event.get("event") == c.DOCUMENT_DOWNLOADED:
         if event.get("delivered"):
             return "afgeleverd"

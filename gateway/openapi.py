@@ -557,7 +557,9 @@ def spec(document_types: dict[str, str]) -> dict[str, Any]:
                                         "events": {
                                             "type": "array",
                                             "description": (
-                                                "Records: the envelope plus seq and hash. A "
+                                                "Records: the envelope plus seq, hash and "
+                                                "withheld (true when a read.withheld says its "
+                                                "answer was never given). A "
                                                 "document.downloaded (granted before the first "
                                                 "byte) also has delivered (true only when its "
                                                 "document.delivery says delivered) and delivery "

@@ -402,6 +402,20 @@ DEADLINE = "deadline"
 DEADLINE_HEADER = f"nameko.{DEADLINE}"
 
 
+#: A request's key in the serving worker's context data: a digest of the message's
+#: correlation id and body, set by the serving entrypoint from the message itself
+#: (whatever a header of that name said). A broker redelivers the same message, so a
+#: redelivery has the same key; see db.Transaction.answer.
+REQUEST = "request"
+
+
+def request_key(correlation_id: str | None, body: bytes | str | None) -> str | None:
+    if not correlation_id:
+        return None
+    raw = body.encode() if isinstance(body, str) else body or b""
+    return hashlib.sha256(correlation_id.encode() + b"\n" + raw).hexdigest()
+
+
 def rpc_timeout() -> float:
     from overdracht import config
 

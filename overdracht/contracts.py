@@ -64,6 +64,10 @@ DOCUMENT_DOWNLOADED = "document.downloaded"
 #: DELIVERY_OUTCOMES, detail names the grant's event_id (`grant_event_id`)
 DOCUMENT_DELIVERY = "document.delivery"
 DOCUMENT_DELETED = "document.deleted"
+#: a read (search, list, download) was recorded but its answer never given: the broker
+#: did not confirm its event, or the service died first; detail names the read's
+#: event_id (`read_event_id`). See overdracht/db.py.
+READ_WITHHELD = "read.withheld"
 #: a provider moved a removal date (within the same cap); detail has from and to
 DOCUMENT_REMOVAL_DATE_MOVED = "document.removal_date_moved"
 DOCUMENT_EXPIRED = "document.expired"
@@ -98,6 +102,7 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
         CLIENTS_LISTED,
         RELATIONSHIP_ESTABLISHED,
         ACCESS_DENIED,
+        READ_WITHHELD,
     ),
     "documents": (
         DOCUMENT_UPLOADED,
@@ -108,6 +113,7 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
         DOCUMENT_REMOVAL_DATE_MOVED,
         DOCUMENT_EXPIRED,
         ACCESS_DENIED,
+        READ_WITHHELD,
     ),
 }
 #: What the audit service records itself, straight into its chain: reading the log.

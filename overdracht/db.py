@@ -5,12 +5,21 @@ outbox row), then published with broker confirms. A relay in every service insta
 publishes whatever an earlier attempt left behind, so no event is lost when the broker
 is away for a while. Reads of client data publish their audit event before they answer
 and fail closed when the broker does not confirm it.
+
+A read's event goes into the outbox with its withholding (`read.withheld`, naming it):
+once the broker confirms the read's event, the withholding is deleted unpublished; if the
+confirm never comes (the broker went away, perhaps after it took the event) or the
+process dies first, the relay publishes both, and the audit log says the read was not
+shown. A broker redelivers a request whose service died after committing and before
+replying: the reply, committed with the work (`Transaction.answer`), is given again
+instead of doing the work twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,13 +29,15 @@ import eventlet
 import sqlalchemy as sa
 from nameko.amqp.publish import Publisher
 from nameko.extensions import DependencyProvider
+from nameko.rpc import Rpc
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from overdracht import config
-from overdracht.bus import uri_parts
-from overdracht.contracts import Unavailable
+from overdracht.bus import REQUEST, deadline_of, rpc_timeout, uri_parts
+from overdracht.contracts import READ_WITHHELD, Unavailable, make_event
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +54,38 @@ def outbox_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
+def answers_table(metadata: sa.MetaData) -> sa.Table:
+    """Replies to requests whose work committed, kept until their callers stop waiting.
+
+    `withheld` lists the withholdings still in the outbox with the work: a reply given
+    again must not be recorded as withheld, so they are deleted before it is given.
+    """
+    return sa.Table(
+        "answers",
+        metadata,
+        sa.Column("request", sa.String(64), primary_key=True),
+        sa.Column("reply", JSONB, nullable=False),
+        sa.Column("withheld", JSONB, nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    )
+
+
+def withholding(event: dict[str, Any]) -> dict[str, Any]:
+    """The follow-up saying a read's answer was never given; published only if so."""
+    return make_event(
+        READ_WITHHELD,
+        actor=event["actor"],
+        access_point=event["access_point"],
+        subject=event["subject"],
+        object=event["object"],
+        outcome="not_shown",
+        detail={"read_event_id": event["event_id"], "read": event["event"]},
+    )
+
+
+_NO_REPLY = object()
+
+
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     # hide_parameters: a failed statement's values (hashes, names) stay out of the logs
     return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
@@ -54,43 +97,65 @@ class Transaction:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.events: list[dict[str, Any]] = []
+        self.reply: Any = _NO_REPLY
 
     def emit(self, event: dict[str, Any]) -> None:
         self.events.append(event)
+
+    def answer(self, reply: Any) -> Any:
+        """Commit the request's reply with its work, and return it.
+
+        Should the service die before the reply is sent, the broker hands the request to
+        another instance, which gives this reply instead of doing the work again. None
+        is no reply to keep (it would read as "nothing kept").
+        """
+        if reply is None:
+            raise ValueError("a kept reply cannot be None")
+        self.reply = reply
+        return reply
 
 
 class Unit:
     """What an entrypoint sees as `self.db`."""
 
-    def __init__(self, provider: Database) -> None:
+    def __init__(
+        self, provider: Database, request: str | None = None, deadline: float | None = None
+    ) -> None:
         self._provider = provider
+        self._request = request
+        self._deadline = deadline
 
     @contextmanager
     def transaction(self, confirm_events: bool = False) -> Iterator[Transaction]:
         """Commit the work and its events together, then publish the events.
 
         With confirm_events, the caller is answering a read of client data: if the
-        broker does not confirm the audit event, raise Unavailable so nothing is shown.
+        broker does not confirm the audit event, raise Unavailable so nothing is shown,
+        and leave the event's withholding for the relay.
         """
         provider = self._provider
         session = provider.sessionmaker()
         tx = Transaction(session)
+        withheld: list[dict[str, Any]] = []
         try:
             with session.begin():
                 yield tx
+                if confirm_events:
+                    withheld = [withholding(e) for e in tx.events]
                 if tx.events:
-                    session.execute(sa.insert(provider.outbox), outbox_rows(tx.events))
+                    session.execute(sa.insert(provider.outbox), outbox_rows(tx.events + withheld))
+                if tx.reply is not _NO_REPLY and self._request is not None:
+                    provider.keep_answer(session, self._request, self._deadline, tx.reply, withheld)
         except sa.exc.OperationalError as exc:
             raise _database_away(exc) from exc
         finally:
             session.close()
         if tx.events:
             try:
-                provider.publish(tx.events)
+                provider.publish(tx.events, withheld, self._request)
             except Exception as exc:
                 if confirm_events:
                     log.error("audit event not confirmed by the broker: %s", type(exc).__name__)
-                    provider.mark_not_shown(tx.events)
                     raise Unavailable(
                         "De actie kon niet worden vastgelegd; probeer het later opnieuw.",
                     ) from exc
@@ -130,9 +195,12 @@ def outbox_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class Database(DependencyProvider):
     """A session factory on the service's own database, and its event outbox."""
 
-    def __init__(self, service: str, outbox: sa.Table | None = None) -> None:
+    def __init__(
+        self, service: str, outbox: sa.Table | None = None, answers: sa.Table | None = None
+    ) -> None:
         self.service = service
         self.outbox = outbox
+        self.answers = answers
         self._running = False
         self._relay: Any = None
 
@@ -182,41 +250,108 @@ class Database(DependencyProvider):
             self._relay = None
 
     def get_dependency(self, worker_ctx: Any) -> Unit:
-        return Unit(self)
+        # only an RPC request has a key the service set itself (see bus.REQUEST)
+        data = worker_ctx.context_data if isinstance(worker_ctx.entrypoint, Rpc) else {}
+        return Unit(self, data.get(REQUEST), deadline_of(data))
 
-    def publish(self, events: list[dict[str, Any]]) -> None:
-        """Publish with confirms, then drop the outbox rows of what the broker took."""
-        for event in events:
-            self._publish(event)
+    def publish(
+        self,
+        events: list[dict[str, Any]],
+        withheld: Sequence[dict[str, Any]] = (),
+        request: str | None = None,
+    ) -> None:
+        """Publish with confirms, then drop the outbox rows of what the broker took, and
+        the withholdings of those events unpublished: the reads they name are answered."""
+        ids = [e["event_id"] for e in (*events, *withheld)]
         with self.sessionmaker.begin() as session:
+            # the relay skips rows locked here, so it cannot publish a withholding while
+            # the broker is about to confirm its read
             session.execute(
-                sa.delete(self.outbox).where(
-                    self.outbox.c.event_id.in_([e["event_id"] for e in events])
-                )
+                sa.select(self.outbox.c.event_id)
+                .where(self.outbox.c.event_id.in_(ids))
+                .with_for_update()
             )
+            for event in events:
+                self._publish(event)
+            session.execute(sa.delete(self.outbox).where(self.outbox.c.event_id.in_(ids)))
+            if withheld and request is not None and self.answers is not None:
+                session.execute(
+                    sa.update(self.answers)
+                    .where(self.answers.c.request == request)
+                    .values(withheld=[])
+                )
 
     def _publish(self, event: dict[str, Any]) -> None:
         self.publisher.publish(
             event, exchange=self.exchange, routing_key=event["event"], user_id=self.sender
         )
 
-    def mark_not_shown(self, events: list[dict[str, Any]]) -> None:
-        """A read refused for want of a confirm: the relay must not record it as shown."""
-        try:
-            with self.sessionmaker.begin() as session:
-                for event in events:
-                    payload = {
-                        **event,
-                        "outcome": "not_shown",
-                        "detail": {**event["detail"], "reason": "broker_unavailable"},
-                    }
-                    session.execute(
-                        sa.update(self.outbox)
-                        .where(self.outbox.c.event_id == event["event_id"])
-                        .values(payload=payload)
-                    )
-        except sa.exc.SQLAlchemyError as exc:
-            log.error("could not mark unconfirmed events: %s", type(exc).__name__)
+    def keep_answer(
+        self,
+        session: Session,
+        request: str,
+        deadline: float | None,
+        reply: Any,
+        withheld: list[dict[str, Any]],
+    ) -> None:
+        """Store a request's reply in the transaction that did its work."""
+        if self.answers is None:
+            raise RuntimeError(f"{self.service} keeps no answers")
+        expires = deadline if deadline is not None else time.time() + rpc_timeout()
+        values = {
+            "reply": reply,
+            "withheld": [e["event_id"] for e in withheld],
+            "expires_at": datetime.fromtimestamp(expires, UTC),
+        }
+        session.execute(
+            pg_insert(self.answers)
+            .values(request=request, **values)
+            .on_conflict_do_update(index_elements=["request"], set_=values)
+        )
+
+    def stored_answer(self, request: str | None) -> Any:
+        """The reply a redelivered request's first run committed, or None to run it again.
+
+        Its withholdings are deleted first: the read is answered after all. If the relay
+        published them already, the read stands as not shown and the request runs again.
+        """
+        if self.answers is None or request is None:
+            return None
+        with self.sessionmaker.begin() as session:
+            row = session.execute(
+                sa.select(self.answers.c.reply, self.answers.c.withheld)
+                .where(self.answers.c.request == request)
+                .with_for_update()
+            ).first()
+            if row is None:
+                return None
+            if row.withheld:
+                # waits for a relay that holds them, and then finds them gone
+                left = session.scalars(
+                    sa.select(self.outbox.c.event_id)
+                    .where(self.outbox.c.event_id.in_(row.withheld))
+                    .with_for_update()
+                ).all()
+                if len(left) != len(row.withheld):
+                    return None
+                session.execute(
+                    sa.delete(self.outbox).where(self.outbox.c.event_id.in_(row.withheld))
+                )
+                session.execute(
+                    sa.update(self.answers)
+                    .where(self.answers.c.request == request)
+                    .values(withheld=[])
+                )
+            return row.reply
+
+    def purge_answers(self) -> int:
+        """Drop replies nobody can ask for again: their callers stopped waiting."""
+        if self.answers is None:
+            return 0
+        with self.sessionmaker.begin() as session:
+            return session.execute(
+                sa.delete(self.answers).where(self.answers.c.expires_at < datetime.now(UTC))
+            ).rowcount
 
     def relay_once(self, settle: timedelta = timedelta(seconds=2)) -> int:
         """Publish events whose inline publish failed; several instances may run this."""
@@ -245,6 +380,7 @@ class Database(DependencyProvider):
             eventlet.sleep(interval)
             try:
                 self.relay_once()
+                self.purge_answers()
             except Exception as exc:  # noqa: BLE001 - the relay must outlive broker and db faults
                 log.warning("outbox relay failed, will retry: %s", type(exc).__name__)
 

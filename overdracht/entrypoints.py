@@ -2,7 +2,8 @@
 
 - `rpc`: the caller's errors are logged as expected, not as bugs; the service's RPC queue
   and its binding come from provisioning, so the service needs no right to declare them;
-  a request whose deadline passed before it was picked up is dropped unanswered.
+  a request whose deadline passed before it was picked up is dropped unanswered; a
+  request the broker redelivers after its first run committed gets that run's reply.
 - `event_handler`: consumes a provisioned event queue and hands the handler the sender
   the broker validated (the message's `user_id`) and the message's size, so the audit
   service can refuse what the owner of an event name did not publish.
@@ -20,8 +21,9 @@ from nameko.exceptions import ContainerBeingKilled
 from nameko.rpc import Rpc, RpcConsumer
 
 from overdracht import config
-from overdracht.bus import DEADLINE_HEADER, adapt_nameko, deadline_of
+from overdracht.bus import DEADLINE_HEADER, REQUEST, adapt_nameko, deadline_of, request_key
 from overdracht.contracts import EVENT_SOURCES, OverdrachtError, check_envelope
+from overdracht.db import Database
 
 adapt_nameko()
 
@@ -72,7 +74,34 @@ class ProvisionedRpc(Rpc):
             )
             self.rpc_consumer.queue_consumer.ack_message(message)
             return
+        if message.delivery_info.get("redelivered"):
+            reply = self._first_reply(message)
+            if reply is not None:
+                log.warning(
+                    "%s.%s redelivered after its work committed: answered as before",
+                    self.container.service_name,
+                    self.method_name,
+                )
+                self.rpc_consumer.handle_result(message, reply, None)
+                return
         super().handle_message(body, message)
+
+    def unpack_message_headers(self, message: Any) -> dict[str, Any]:
+        data = super().unpack_message_headers(message)
+        # the message's own key, not one a header (passed on from call to call) names
+        data[REQUEST] = request_key(message.properties.get("correlation_id"), message.body)
+        return data
+
+    def _first_reply(self, message: Any) -> Any:
+        """The reply the request's first run committed with its work, if any."""
+        for dependency in self.container.dependencies:
+            if isinstance(dependency, Database) and dependency.answers is not None:
+                key = request_key(message.properties.get("correlation_id"), message.body)
+                try:
+                    return dependency.stored_answer(key)
+                except Exception as exc:  # noqa: BLE001 - then it runs again, and fails or not
+                    log.error("stored reply unreadable: %s", type(exc).__name__)
+        return None
 
 
 rpc = ProvisionedRpc.decorator(expected_exceptions=(OverdrachtError,))

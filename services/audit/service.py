@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from overdracht.contracts import (
     DELIVERED,
     DOCUMENT_DELIVERY,
     DOCUMENT_DOWNLOADED,
+    READ_WITHHELD,
     Forbidden,
     InvalidInput,
     Principal,
@@ -79,10 +81,10 @@ class AuditService:
         with self.db.transaction() as tx:
             records = tx.session.scalars(query.limit(limit + 1)).all()
             page = records[:limit]
-            deliveries = _deliveries(tx.session, page)
+            later = _follow_ups(tx.session, page)
             chain.append(tx.session, _reading(AUDIT_READ, who, access_point, filters, len(page)))
         return {
-            "events": [_shown(r, deliveries) for r in page],
+            "events": [_shown(r, later) for r in page],
             "next_cursor": str(page[-1].seq) if len(records) > limit else None,
         }
 
@@ -97,12 +99,12 @@ class AuditService:
         with self.db.transaction() as tx:
             records = tx.session.scalars(query.limit(EXPORT_LIMIT + 1)).all()
             rows = records[:EXPORT_LIMIT]
-            deliveries = _deliveries(tx.session, rows)
+            later = _follow_ups(tx.session, rows)
             reading = _reading(AUDIT_EXPORTED, who, access_point, filters, len(rows))
             reading["detail"]["truncated"] = len(records) > EXPORT_LIMIT
             chain.append(tx.session, reading)
         return {
-            "events": [_shown(r, deliveries) for r in rows],
+            "events": [_shown(r, later) for r in rows],
             "truncated": len(records) > EXPORT_LIMIT,
         }
 
@@ -299,39 +301,66 @@ def _query(filters: dict) -> tuple[sa.Select, int]:
     return query, max(limit, 1)
 
 
-def _deliveries(session: Session, records: Sequence[AuditRecord]) -> dict[str, str]:
-    """How each download among records ended: its document.delivery's outcome, by grant.
+@dataclass
+class FollowUps:
+    """What later records say of earlier ones."""
+
+    #: how each download ended: its document.delivery's outcome, by the grant's event_id
+    deliveries: dict[str, str]
+    #: the reads recorded whose answer was never given (read.withheld names them)
+    withheld: set[str]
+
+
+def _detail_key(key: str) -> sa.ColumnElement[str]:
+    # spelt as the indexes on follow-ups spell it (migrations 0003, 0005), so they are used
+    return AuditRecord.envelope.op("->")("detail").op("->>", return_type=sa.Text)(key)
+
+
+def _follow_ups(session: Session, records: Sequence[AuditRecord]) -> FollowUps:
+    """The follow-ups of these records.
 
     A download is granted (document.downloaded) before its first byte; documents records
-    how it ended later, naming the grant. The first such record counts.
+    how it ended later, naming the grant. The first such record counts. A read whose
+    event the broker never confirmed, or whose service died before answering, is named by
+    a read.withheld.
     """
+    ids = [str(r.event_id) for r in records]
     grants = [str(r.event_id) for r in records if r.event == DOCUMENT_DOWNLOADED]
-    if not grants:
-        return {}
-    # spelt as the index ix_audit_delivery_grant spells it (migration 0003), so it is used
-    grant = AuditRecord.envelope.op("->")("detail").op("->>", return_type=sa.Text)("grant_event_id")
-    rows = session.execute(
-        sa.select(grant, AuditRecord.outcome)
-        .where(AuditRecord.event == DOCUMENT_DELIVERY, grant.in_(grants))
-        .order_by(AuditRecord.seq)
-    ).all()
     outcomes: dict[str, str] = {}
-    for event_id, outcome in rows:
-        outcomes.setdefault(event_id, outcome)
-    return outcomes
+    if grants:
+        grant = _detail_key("grant_event_id")
+        rows = session.execute(
+            sa.select(grant, AuditRecord.outcome)
+            .where(AuditRecord.event == DOCUMENT_DELIVERY, grant.in_(grants))
+            .order_by(AuditRecord.seq)
+        ).all()
+        for event_id, outcome in rows:
+            outcomes.setdefault(event_id, outcome)
+    read = _detail_key("read_event_id")
+    withheld = set(
+        session.scalars(
+            sa.select(read).where(AuditRecord.event == READ_WITHHELD, read.in_(ids))
+        ).all()
+        if ids
+        else ()
+    )
+    return FollowUps(outcomes, withheld)
 
 
-def _shown(record: AuditRecord, deliveries: dict[str, str]) -> dict[str, Any]:
-    """A record as the auditor sees it; a download also says whether it was delivered.
+def _shown(record: AuditRecord, later: FollowUps) -> dict[str, Any]:
+    """A record as the auditor sees it: whether it was withheld, and for a download
+    whether it was delivered.
 
     `delivery` is the outcome of its follow-up (delivered, failed, interrupted), or None
-    while there is none: a download without `delivered` recorded was not delivered.
+    while there is none: a download without `delivered` recorded was not delivered, nor
+    one withheld.
     """
     shown = {**record.envelope, "seq": record.seq, "hash": record.hash}
+    shown["withheld"] = str(record.event_id) in later.withheld
     if record.event == DOCUMENT_DOWNLOADED:
-        delivery = deliveries.get(str(record.event_id))
+        delivery = later.deliveries.get(str(record.event_id))
         shown["delivery"] = delivery
-        shown["delivered"] = delivery == DELIVERED
+        shown["delivered"] = delivery == DELIVERED and not shown["withheld"]
     return shown
 
 

@@ -8,7 +8,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from overdracht.db import outbox_table
+from overdracht.db import answers_table, outbox_table
 
 
 class Base(DeclarativeBase):
@@ -16,6 +16,7 @@ class Base(DeclarativeBase):
 
 
 Outbox = outbox_table(Base.metadata)
+Answers = answers_table(Base.metadata)
 
 
 class Client(Base):

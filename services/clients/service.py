@@ -38,7 +38,7 @@ from overdracht.db import Database
 from overdracht.entrypoints import check_sender, event_handler, rpc
 from overdracht.identity import Identity
 from services.clients import schemas
-from services.clients.models import Client, Outbox, Relationship, Search
+from services.clients.models import Answers, Client, Outbox, Relationship, Search
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def _search_retention() -> timedelta:
 class ClientsService:
     name = "clients"
 
-    db = Database("clients", Outbox)
+    db = Database("clients", Outbox, Answers)
     identity = Identity()
     auth = RpcProxy("auth")
 
@@ -106,9 +106,10 @@ class ClientsService:
                         },
                     )
                 )
+                reply = tx.answer({"results": [c.summary() for c in found]})
         if limited:
             self._refuse_over_limit(who, access_point, "client.search")
-        return {"results": [c.summary() for c in found]}
+        return reply
 
     @rpc
     def create(self, principal: str, data: dict, access_point: dict) -> dict:
@@ -169,6 +170,7 @@ class ClientsService:
                             },
                         )
                     )
+                    tx.answer(client.summary())
         except IntegrityError:  # the same client, added at the same moment by someone else
             self.db.record(self._conflict_event(who, access_point, None))
             raise Conflict(CLIENT_EXISTS, "client_exists") from None
@@ -210,19 +212,21 @@ class ClientsService:
                         },
                     )
                 )
-        return {
-            "clients": [
+            return tx.answer(
                 {
-                    **client.summary(),
-                    "birth_date": client.birth_date.isoformat(),
-                    "due_date": client.due_date.isoformat() if client.due_date else None,
-                    "new_since": (
-                        related.unseen_since.isoformat() if related.unseen_since else None
-                    ),
+                    "clients": [
+                        {
+                            **client.summary(),
+                            "birth_date": client.birth_date.isoformat(),
+                            "due_date": client.due_date.isoformat() if client.due_date else None,
+                            "new_since": (
+                                related.unseen_since.isoformat() if related.unseen_since else None
+                            ),
+                        }
+                        for client, related in rows
+                    ]
                 }
-                for client, related in rows
-            ]
-        }
+            )
 
     @rpc
     def declare_relationship(self, principal: str, client_id: str, access_point: dict) -> dict:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from overdracht.db import outbox_table
+from overdracht.db import answers_table, outbox_table
 
 
 class Base(DeclarativeBase):
@@ -17,6 +17,7 @@ class Base(DeclarativeBase):
 
 
 Outbox = outbox_table(Base.metadata)
+Answers = answers_table(Base.metadata)
 
 
 class Document(Base):

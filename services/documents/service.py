@@ -61,7 +61,14 @@ from services.documents.delivery import (
     Delivery,
     in_background,
 )
-from services.documents.models import Document, Outbox, PendingRemoval, SweepSlot, Ticket
+from services.documents.models import (
+    Answers,
+    Document,
+    Outbox,
+    PendingRemoval,
+    SweepSlot,
+    Ticket,
+)
 from services.documents.storage import Storage
 from services.documents.streams import BrokenBody, CappedReader, content_type
 from services.documents.transfers import transfer
@@ -172,7 +179,7 @@ def _cut_on_failure(document_id: uuid.UUID, first: bytes, rest: Iterator[bytes])
 class DocumentsService:
     name = "documents"
 
-    db = Database("documents", Outbox)
+    db = Database("documents", Outbox, Answers)
     identity = Identity()
     storage = Storage()
     keys = Keys()
@@ -224,20 +231,24 @@ class DocumentsService:
                     detail={"documents": len(documents)},
                 )
             )
-        due = _due_date(client)
-        return {
-            "client": client,
-            "documents": [
+            due = _due_date(client)
+            return tx.answer(
                 {
-                    **d.as_dict(),
-                    "may_delete": str(d.uploaded_by) == who.provider_id,
-                    # the latest date it may be moved to (from the day it was placed)
-                    "removal_max": schemas.removal_bounds(due, placed_on=_placed_on(d))["max"],
+                    "client": client,
+                    "documents": [
+                        {
+                            **d.as_dict(),
+                            "may_delete": str(d.uploaded_by) == who.provider_id,
+                            # the latest date it may be moved to (from the day it was placed)
+                            "removal_max": schemas.removal_bounds(due, placed_on=_placed_on(d))[
+                                "max"
+                            ],
+                        }
+                        for d in documents
+                    ],
+                    "removal_bounds": schemas.removal_bounds(due),
                 }
-                for d in documents
-            ],
-            "removal_bounds": schemas.removal_bounds(_due_date(client)),
-        }
+            )
 
     @rpc
     def begin_download(self, principal: str, document_id: str, access_point: dict) -> dict:
@@ -252,6 +263,8 @@ class DocumentsService:
             subject=str(document.client_id),
             object=_document_object(document),
         )
+        # not kept for a redelivery (Transaction.answer): the reply is a bearer ticket, and
+        # a second run only adds a grant that no delivery follows (shown as not delivered)
         with self.db.transaction(confirm_events=True) as tx:
             tx.emit(grant)
         # send_download records how the download ended (document.delivery), naming the grant

@@ -207,12 +207,15 @@ def _rows(platform: Platform, service: str, sql: str, args: tuple = ()) -> list[
 
 
 def audit_of(platform: Platform, usernames: list[str]) -> list[tuple[str, str, str, str]]:
-    """(event, outcome, subject, object id) of every record these providers caused."""
+    """(event, outcome, subject, object id) of every record these providers caused, but
+    reads a read.withheld says were never answered (as the auditor's view shows them)."""
     return _rows(
         platform,
         "audit",
-        "SELECT event, outcome, subject, envelope->'object'->>'id' FROM audit_records"
-        " WHERE actor_username = ANY(%s)",
+        "SELECT event, outcome, subject, envelope->'object'->>'id' FROM audit_records r"
+        " WHERE actor_username = ANY(%s) AND NOT EXISTS (SELECT 1 FROM audit_records w"
+        "  WHERE w.event = 'read.withheld'"
+        "  AND w.envelope->'detail'->>'read_event_id' = r.event_id::text)",
         (usernames,),
     )
 

@@ -6,10 +6,12 @@ import time
 from types import SimpleNamespace
 
 import pytest
+import sqlalchemy as sa
 from nameko.amqp.publish import Publisher
 
 from overdracht import bus, config
 from overdracht.contracts import DeadlinePassed, Unauthenticated
+from overdracht.db import Database
 from overdracht.entrypoints import ProvisionedRpc
 from overdracht.identity import Verifier
 
@@ -87,8 +89,11 @@ def test_a_worker_in_time_goes_on_to_verify_the_caller():
 
 
 class _Message:
-    def __init__(self, headers: dict) -> None:
+    def __init__(self, headers: dict, redelivered: bool = False) -> None:
         self.headers = headers
+        self.delivery_info = {"redelivered": redelivered}
+        self.properties = {"correlation_id": "c0ffee"}
+        self.body = b'{"args": [], "kwargs": {}}'
 
 
 class _Clients:
@@ -96,16 +101,33 @@ class _Clients:
         """The service method the entrypoint stands for."""
 
 
-def _entrypoint(spawned: list, acked: list) -> ProvisionedRpc:
+class _Answers(Database):
+    """The service's database, as far as the entrypoint asks it (PostgreSQL is outside)."""
+
+    def __init__(self, stored: dict) -> None:
+        super().__init__(
+            "clients", sa.Table("outbox", sa.MetaData()), sa.Table("answers", sa.MetaData())
+        )
+        self.stored = stored
+        self.asked: list = []
+
+    def stored_answer(self, request):
+        self.asked.append(request)
+        return self.stored.get(request)
+
+
+def _entrypoint(spawned: list, acked: list, answers: _Answers | None = None) -> ProvisionedRpc:
     entrypoint = ProvisionedRpc()
     entrypoint.method_name = "create"
     entrypoint.container = SimpleNamespace(
         service_name="clients",
         service_cls=_Clients,
         spawn_worker=lambda *args, **kwargs: spawned.append(kwargs["context_data"]),
+        dependencies={answers} if answers else set(),
     )
     entrypoint.rpc_consumer = SimpleNamespace(
-        queue_consumer=SimpleNamespace(ack_message=acked.append)
+        queue_consumer=SimpleNamespace(ack_message=acked.append),
+        handle_result=lambda message, result, exc_info: acked.append((message, result)),
     )
     return entrypoint
 
@@ -125,3 +147,45 @@ def test_a_request_in_time_is_handled_with_its_deadline_as_context():
     _entrypoint(spawned, acked).handle_message({"args": [], "kwargs": {}}, message)
     assert acked == []
     assert bus.deadline_of(spawned[0]) == deadline
+
+
+def test_a_request_is_keyed_by_its_own_message_whatever_a_header_says():
+    spawned, acked = [], []
+    message = _Message({"nameko.request": "a key of someone else's choosing"})
+    _entrypoint(spawned, acked).handle_message({"args": [], "kwargs": {}}, message)
+    key = spawned[0][bus.REQUEST]
+    assert key == bus.request_key("c0ffee", message.body)
+    message.body = b'{"args": ["other"], "kwargs": {}}'
+    assert bus.request_key("c0ffee", message.body) != key  # another body, another key
+    assert bus.request_key(None, message.body) is None
+    # kombu hands the body over as text or as bytes, by content type
+    assert bus.request_key("c0ffee", message.body.decode()) == bus.request_key(
+        "c0ffee", message.body
+    )
+
+
+def test_a_redelivered_request_whose_work_committed_gets_its_first_reply():
+    spawned, acked = [], []
+    message = _Message({bus.DEADLINE_HEADER: time.time() + 5}, redelivered=True)
+    first = {"id": "her id", "name": "Bakker"}
+    answers = _Answers({bus.request_key("c0ffee", message.body): first})
+    _entrypoint(spawned, acked, answers).handle_message({"args": [], "kwargs": {}}, message)
+    assert spawned == []  # not run again
+    assert acked == [(message, first)]
+
+
+def test_a_redelivered_request_without_a_committed_reply_runs_again():
+    spawned, acked = [], []
+    message = _Message({bus.DEADLINE_HEADER: time.time() + 5}, redelivered=True)
+    answers = _Answers({})
+    _entrypoint(spawned, acked, answers).handle_message({"args": [], "kwargs": {}}, message)
+    assert answers.asked == [bus.request_key("c0ffee", message.body)]
+    assert len(spawned) == 1 and acked == []
+
+
+def test_a_first_delivery_does_not_look_for_a_stored_reply():
+    spawned, acked = [], []
+    message = _Message({bus.DEADLINE_HEADER: time.time() + 5})
+    answers = _Answers({bus.request_key("c0ffee", message.body): {"stale": True}})
+    _entrypoint(spawned, acked, answers).handle_message({"args": [], "kwargs": {}}, message)
+    assert answers.asked == [] and len(spawned) == 1
