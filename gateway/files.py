@@ -24,6 +24,7 @@ from werkzeug.sansio.multipart import (
 
 from gateway.worker import TooSlow
 from overdracht.contracts import (
+    N_,
     TICKET_HEADER,
     IntegrityFailure,
     InvalidInput,
@@ -35,9 +36,9 @@ from overdracht.contracts import (
 CHUNK = 256 * 1024
 #: a download is passed on in pieces this large: a quarter of the per-piece work of CHUNK
 RELAY_CHUNK = 1024 * 1024
-STORE_AWAY = "De documentenopslag is niet bereikbaar."
-TRUNCATED = "Het verzenden is afgebroken; probeer het opnieuw."
-TOO_SLOW = "Het verzenden stond te lang stil of ging te traag; probeer het opnieuw."
+STORE_AWAY = N_("De documentenopslag is niet bereikbaar.")
+TRUNCATED = N_("Het verzenden is afgebroken; probeer het opnieuw.")
+TOO_SLOW = N_("Het verzenden stond te lang stil of ging te traag; probeer het opnieuw.")
 MAX_FIELD_BYTES = 4096
 #: multipart framing and the small fields around the file
 FORM_OVERHEAD = 1024 * 1024
@@ -72,7 +73,11 @@ def _read(stream: Any, size: int) -> bytes:
 
 
 def _too_large(limit: int) -> TooLarge:
-    return TooLarge(f"Het bestand is groter dan {limit // (1024 * 1024)} MiB.", "file_too_large")
+    return TooLarge(
+        "Het bestand is groter dan %(mebibytes)s MiB.",
+        "file_too_large",
+        params={"mebibytes": limit // (1024 * 1024)},
+    )
 
 
 class MultipartStream:
@@ -231,11 +236,14 @@ def _raise_refusal(response: requests.Response) -> NoReturn:
     try:
         error = response.json()["error"]
         code, message = error["code"], error["message"]
-    except (ValueError, KeyError, TypeError):
+        template, params = error.get("template", message), error.get("params") or {}
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise Unavailable("De documentenopslag gaf een fout.") from None
+    if not isinstance(template, str) or not isinstance(params, dict):
+        template, params = message, {}
     if response.status_code == IntegrityFailure.status:  # altered bytes: not "try again later"
-        raise IntegrityFailure(message, code)
-    raise error_for_status(response.status_code)(message, code)
+        raise IntegrityFailure(template, code, params=params)
+    raise error_for_status(response.status_code)(template, code, params=params)
 
 
 def download(documents_url: str, ticket: str) -> requests.Response:

@@ -330,16 +330,42 @@ TICKET_HEADER = "X-Overdracht-Ticket"
 # each carries its one HTTP status, used by the gateway and by documents' HTTP endpoints.
 
 
+def N_(text: str) -> str:
+    """Mark a text a person reads for the pages' catalogue (gateway/i18n.py) where it is
+    not an error's message; the gateway translates it when it shows it."""
+    return text
+
+
+def dutch_list(items: list[Any]) -> str:
+    texts = [str(item) for item in items]
+    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " en " + texts[-1]
+
+
+def filled(template: str, params: dict[str, Any]) -> str:
+    """A message template with its values put in, in Dutch."""
+    return template % {k: dutch_list(v) if isinstance(v, list) else v for k, v in params.items()}
+
+
 class OverdrachtError(Exception):
-    """Base of every error a caller may show to a user; status is its HTTP status."""
+    """Base of every error a caller may show to a user; status is its HTTP status.
+
+    `message` is Dutch. A message with values in it is written as a template with
+    `%(name)s` and its `params`, so the pages can show it in another language
+    (gateway/i18n.py); `template` is the text before the values went in. A value that is
+    a list of texts goes in as a Dutch list ("a, b en c"); a page translates each text.
+    """
 
     code = "error"
     status = 400
 
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message, code or self.code)
-        self.message = message
+    def __init__(
+        self, message: str, code: str | None = None, params: dict[str, Any] | None = None
+    ) -> None:
+        self.template = message
+        self.params = dict(params or {})
+        self.message = filled(message, self.params) if self.params else message
         self.code = code or self.code
+        super().__init__(self.template, self.code, self.params)  # crosses RPC whole
 
 
 @deserialize_to_instance
@@ -351,11 +377,15 @@ class InvalidInput(OverdrachtError):
     status = 422
 
     def __init__(
-        self, message: str, code: str | None = None, fields: dict[str, str] | None = None
+        self,
+        message: str,
+        code: str | None = None,
+        fields: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(message, code)
+        super().__init__(message, code, params)
         self.fields = dict(fields or {})
-        self.args = (message, self.code, self.fields)  # crosses RPC whole
+        self.args = (self.template, self.code, self.fields, self.params)
 
 
 def checked(checks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
@@ -371,7 +401,10 @@ def checked(checks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
     if refused:
         first = next(iter(refused.values()))
         raise InvalidInput(
-            first.message, first.code, {name: exc.message for name, exc in refused.items()}
+            first.template,
+            first.code,
+            {name: exc.message for name, exc in refused.items()},
+            first.params,
         )
     return values
 
@@ -426,13 +459,19 @@ class Throttled(RateLimited):
 
     code = "too_many_attempts"
 
-    def __init__(self, message: str, code: str | None = None, retry_after: int = 60) -> None:
-        super().__init__(message, code)
+    def __init__(
+        self,
+        message: str,
+        code: str | None = None,
+        retry_after: int = 60,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, code, params)
         self.retry_after = max(1, int(retry_after))
-        self.args = (message, self.code, self.retry_after)  # crosses RPC whole
+        self.args = (self.template, self.code, self.retry_after, self.params)
 
 
-UNAVAILABLE_MESSAGE = "Overdracht is tijdelijk niet bereikbaar. Probeer het later opnieuw."
+UNAVAILABLE_MESSAGE = N_("Overdracht is tijdelijk niet bereikbaar. Probeer het later opnieuw.")
 
 
 @deserialize_to_instance
@@ -440,8 +479,13 @@ class Unavailable(OverdrachtError):
     code = "unavailable"
     status = 503
 
-    def __init__(self, message: str = UNAVAILABLE_MESSAGE, code: str | None = None) -> None:
-        super().__init__(message, code)
+    def __init__(
+        self,
+        message: str = UNAVAILABLE_MESSAGE,
+        code: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, code, params)
 
 
 @deserialize_to_instance

@@ -12,26 +12,36 @@ from typing import Any
 from stdnum.exceptions import ValidationError
 from stdnum.nl import bsn as stdnum_bsn
 
-from overdracht.contracts import InvalidInput, checked
+from overdracht.contracts import N_, InvalidInput, checked
 from overdracht.timezone import today
 from overdracht.typed import dutch_phone
 
-PHONE_MESSAGE = "Telefoonnummer: geen geldig Nederlands nummer van 10 cijfers (zoals 0612345678)."
+PHONE_MESSAGE = N_(
+    "Telefoonnummer: geen geldig Nederlands nummer van 10 cijfers (zoals 0612345678)."
+)
 
 
-def parse_date(value: Any, field: str, label: str) -> date:
+def parse_date(value: Any, field: str, missing: str, invalid: str) -> date:
+    """A date typed as JJJJ-MM-DD; refused with missing or invalid, the field's own texts.
+
+    Each is a whole literal text (marked with N_ where it is written): a refusal of one
+    field of a form crosses as its text alone (contracts.checked), with no values to put in.
+    """
     if not value:
-        raise InvalidInput(f"{label} ontbreekt.", f"missing_{field}")
+        raise InvalidInput(missing, "missing_" + field)
     try:
         return date.fromisoformat(str(value))
     except ValueError:  # its message repeats the input, which may be anything typed
-        raise InvalidInput(
-            f"{label} is geen geldige datum (JJJJ-MM-DD).", f"invalid_{field}"
-        ) from None
+        raise InvalidInput(invalid, "invalid_" + field) from None
 
 
 def birth_date(value: Any) -> date:
-    parsed = parse_date(value, "birth_date", "Geboortedatum")
+    parsed = parse_date(
+        value,
+        "birth_date",
+        N_("Geboortedatum ontbreekt."),
+        N_("Geboortedatum is geen geldige datum (JJJJ-MM-DD)."),
+    )
     if not date(1900, 1, 1) <= parsed <= today():
         raise InvalidInput("Geboortedatum ligt niet in het verleden.", "invalid_birth_date")
     return parsed

@@ -28,10 +28,6 @@ _ONE_SCRIPT = tuple(
     regex.compile(rf"[\p{{Script={script}}}\p{{Script=Common}}\p{{Script=Inherited}}]*")
     for script in _SCRIPTS
 )
-ONE_SCRIPT_MESSAGE = (
-    "gebruik gewone letters van één schrift; "
-    "geen tekens uit verschillende alfabetten of speciale lettervormen."
-)
 
 
 def normalized(value: Any) -> str:
@@ -40,7 +36,13 @@ def normalized(value: Any) -> str:
 
 
 def one_script(name: str) -> bool:
-    """No compatibility forms (fullwidth, mathematical letters, ligatures), one script only."""
+    """No compatibility forms (fullwidth, mathematical letters, ligatures), one script only.
+
+    A name refused here is refused in the same words wherever it is typed, each field's
+    text written out whole where it is checked (for the catalogue, gateway/i18n.py):
+    "<Veld>: gebruik gewone letters van één schrift; geen tekens uit verschillende
+    alfabetten of speciale lettervormen."
+    """
     if unicodedata.normalize("NFKC", name) != name:
         return False
     return any(pattern.fullmatch(name) for pattern in _ONE_SCRIPT)
@@ -53,7 +55,8 @@ _PHONE_TYPED = re.compile(r"\+?[0-9]+")
 def dutch_phone(value: Any, message: str, mobile: bool = False) -> str:
     """A valid Dutch number (phonenumbers' metadata) in its national 10-digit form (06…, 020…).
 
-    Raise InvalidInput(message) otherwise; with mobile, only mobile numbers pass.
+    Raise InvalidInput(message) otherwise (a literal text, marked with N_ where it is
+    written); with mobile, only mobile numbers pass.
     """
     typed = re.sub(r"[\s\-()]", "", str(value or ""))
     if not _PHONE_TYPED.fullmatch(typed):

@@ -369,6 +369,7 @@ def _moment(value: Any, key: str) -> datetime:
         moment = datetime.fromisoformat(str(value))
     except ValueError as exc:
         raise InvalidInput(
-            f"{key}: gebruik ISO 8601 (2026-01-31 of 2026-01-31T12:00:00Z)."
+            "%(field)s: gebruik ISO 8601 (2026-01-31 of 2026-01-31T12:00:00Z).",
+            params={"field": key},
         ) from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

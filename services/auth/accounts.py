@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
 from overdracht.contracts import (
+    N_,
     PROVIDER_REGISTERED,
     ROLES,
     ZORGVERLENER,
@@ -27,7 +28,7 @@ from overdracht.contracts import (
     checked,
     make_event,
 )
-from overdracht.typed import ONE_SCRIPT_MESSAGE, dutch_phone, normalized, one_script
+from overdracht.typed import dutch_phone, normalized, one_script
 from services.auth.models import Provider
 
 PROFESSIONS = ("verloskundige", "gynaecoloog", "kraamverzorgende", "arts", "verpleegkundige")
@@ -38,7 +39,7 @@ hasher = PasswordHasher()
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _AGB = re.compile(r"[0-9]{8}")
 _NAME = regex.compile(r"\p{L}[\p{L}\p{M}\p{N} .,()'\u2019-]*")
-PHONE_MESSAGE = "Ongeldig mobiel nummer: een Nederlands 06-nummer (0612345678 of +31 6 ...)."
+PHONE_MESSAGE = N_("Ongeldig mobiel nummer: een Nederlands 06-nummer (0612345678 of +31 6 ...).")
 
 
 def verify_password(password_hash: str | None, password: Any) -> bool:
@@ -61,7 +62,11 @@ def full_name(value: Any) -> str:
     if not 2 <= len(name) <= 200:
         raise InvalidInput("Volledige naam ontbreekt.", "invalid_full_name")
     if not one_script(name):
-        raise InvalidInput(f"Volledige naam: {ONE_SCRIPT_MESSAGE}", "invalid_full_name")
+        raise InvalidInput(
+            "Volledige naam: gebruik gewone letters van één schrift; "
+            "geen tekens uit verschillende alfabetten of speciale lettervormen.",
+            "invalid_full_name",
+        )
     if not _NAME.fullmatch(name):  # it opens her e-mails: no links, no markup
         raise InvalidInput(
             "Volledige naam: letters, cijfers, spaties en . , ( ) ' -; geen andere tekens.",
@@ -90,17 +95,20 @@ _PIECE = 32
 _SITE_WORDS = ("overdracht",)
 _WORD = re.compile(r"[^\W_]{3,}")
 
-#: why zxcvbn found a password guessable, in Dutch (its own feedback is English)
+#: why zxcvbn found a password guessable, in Dutch (its own feedback is English); the
+#: refusal lists them as its value `reasons`
 _REASONS = {
-    "user_inputs": "bevat uw naam, gebruikersnaam of e-mailadres",
-    "passwords": "is of bevat een veelgebruikt wachtwoord",
-    "words": "bestaat uit een bekend woord of een bekende naam",
-    "l33t": "vervangt letters door cijfers of tekens (zoals 4 voor a), wat het niet sterker maakt",
-    "reversed": "keert een woord om, wat het niet sterker maakt",
-    "repeat": "herhaalt tekens of stukjes (zoals aaa of abcabc)",
-    "sequence": "bevat een reeks (zoals abcd of 1234)",
-    "spatial": "volgt een patroon op het toetsenbord (zoals qwerty)",
-    "date": "bevat een jaartal of datum",
+    "user_inputs": N_("bevat uw naam, gebruikersnaam of e-mailadres"),
+    "passwords": N_("is of bevat een veelgebruikt wachtwoord"),
+    "words": N_("bestaat uit een bekend woord of een bekende naam"),
+    "l33t": N_(
+        "vervangt letters door cijfers of tekens (zoals 4 voor a), wat het niet sterker maakt"
+    ),
+    "reversed": N_("keert een woord om, wat het niet sterker maakt"),
+    "repeat": N_("herhaalt tekens of stukjes (zoals aaa of abcabc)"),
+    "sequence": N_("bevat een reeks (zoals abcd of 1234)"),
+    "spatial": N_("volgt een patroon op het toetsenbord (zoals qwerty)"),
+    "date": N_("bevat een jaartal of datum"),
 }
 
 
@@ -137,16 +145,22 @@ def check_password(password: str, context: list[str] | None = None) -> None:
     """
     if not isinstance(password, str) or not (MIN_PASSWORD <= len(password) <= MAX_PASSWORD):
         raise InvalidInput(
-            f"Het wachtwoord moet {MIN_PASSWORD} tot {MAX_PASSWORD} tekens lang zijn.",
+            "Het wachtwoord moet %(min)s tot %(max)s tekens lang zijn.",
             "invalid_password",
+            params={"min": MIN_PASSWORD, "max": MAX_PASSWORD},
         )
     reasons = weaknesses(password, context or [])
-    if reasons is not None:
-        message = "Dit wachtwoord is te makkelijk te raden"
-        if reasons:
-            message += ": het " + _dutch_list(reasons)
+    if reasons:
         raise InvalidInput(
-            message + ". Kies bijvoorbeeld een zin van vier of meer ongewone woorden.",
+            "Dit wachtwoord is te makkelijk te raden: het %(reasons)s. "
+            "Kies bijvoorbeeld een zin van vier of meer ongewone woorden.",
+            "weak_password",
+            params={"reasons": reasons},
+        )
+    if reasons is not None:
+        raise InvalidInput(
+            "Dit wachtwoord is te makkelijk te raden. "
+            "Kies bijvoorbeeld een zin van vier of meer ongewone woorden.",
             "weak_password",
         )
 
@@ -178,10 +192,6 @@ def weaknesses(password: str, context: list[str]) -> list[str] | None:
     return found
 
 
-def _dutch_list(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " en " + items[-1]
-
-
 def email_address(value: Any) -> str:
     """A deliverable-looking address (email-validator's syntax check, no DNS), normalized."""
     try:
@@ -193,8 +203,11 @@ def email_address(value: Any) -> str:
 def profession_of(value: Any) -> str:
     profession = str(value or "").strip().lower()
     if profession not in PROFESSIONS:
+        # one field's refusal crosses as its text alone (checked): PROFESSIONS written out
         raise InvalidInput(
-            f"Beroep moet een van {', '.join(PROFESSIONS)} zijn.", "invalid_profession"
+            "Beroep moet een van verloskundige, gynaecoloog, kraamverzorgende, arts, "
+            "verpleegkundige zijn.",
+            "invalid_profession",
         )
     return profession
 
@@ -231,14 +244,17 @@ def care_provider(data: dict[str, Any]) -> dict[str, Any]:
     try:
         return checked(checks)
     except InvalidInput as exc:
-        raise InvalidInput(" ".join(exc.fields.values()), "invalid_provider", exc.fields) from None
+        every = " ".join(exc.fields.values())  # the page shows each beside its field
+        raise InvalidInput(every, "invalid_provider", exc.fields) from None
 
 
 def account_fields(data: dict[str, Any]) -> dict[str, Any]:
     """Every field of an account but its username and password, checked and normalized."""
     role = data.get("role")
     if role not in ROLES:
-        raise InvalidInput(f"Rol moet een van {', '.join(ROLES)} zijn.", "invalid_role")
+        raise InvalidInput(
+            "Rol moet een van %(roles)s zijn.", "invalid_role", params={"roles": ", ".join(ROLES)}
+        )
     region = normalized(data.get("region"))
     if not 1 <= len(region) <= 100:
         raise InvalidInput("Regio ontbreekt.", "invalid_region")
@@ -257,8 +273,9 @@ def account_fields(data: dict[str, Any]) -> dict[str, Any]:
             fields["profession"] = profession_of(data.get("profession"))
         except InvalidInput:
             raise InvalidInput(
-                f"Een zorgverlener heeft een beroep: {', '.join(PROFESSIONS)}.",
+                "Een zorgverlener heeft een beroep: %(professions)s.",
                 "invalid_profession",
+                params={"professions": ", ".join(PROFESSIONS)},
             ) from None
     return fields
 

@@ -30,11 +30,15 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from overdracht import config
+from overdracht.contracts import N_
 
 log = logging.getLogger(__name__)
 
-SMS_FAILED_MESSAGE = "De sms kon niet worden verstuurd. Probeer het over enkele minuten opnieuw."
-MAIL_FAILED_MESSAGE = (
+#: what the user reads (on the pages, not in a message) when one could not be handed over
+SMS_FAILED_MESSAGE = N_(
+    "De sms kon niet worden verstuurd. Probeer het over enkele minuten opnieuw."
+)
+MAIL_FAILED_MESSAGE = N_(
     "De e-mail kon niet worden verstuurd. Probeer het over enkele minuten opnieuw."
 )
 

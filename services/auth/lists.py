@@ -12,7 +12,7 @@ import csv
 import io
 from typing import Any
 
-from overdracht.contracts import InvalidInput
+from overdracht.contracts import N_, InvalidInput
 from services.auth.accounts import care_provider
 
 #: the largest list auth takes (the gateway's cap on a form is 64 KiB)
@@ -29,20 +29,22 @@ COLUMNS = {
     "agb_code": ("agb", "agbcode"),
 }
 REQUIRED = ("full_name", "email", "phone", "profession")
+#: how a missing column is named in the refusal (its value `missing`)
 LABELS = {
-    "full_name": "naam",
-    "email": "e-mail",
-    "phone": "mobiel nummer",
-    "profession": "beroep",
+    "full_name": N_("naam"),
+    "email": N_("e-mail"),
+    "phone": N_("mobiel nummer"),
+    "profession": N_("beroep"),
 }
 
 
-def unreadable(message: str) -> InvalidInput:
+def unreadable(message: str, params: dict[str, Any] | None = None) -> InvalidInput:
     """The file as a whole cannot be read (not its rows: those are reported one by one).
 
     An InvalidInput with a code of its own, not a subclass: only registered types cross RPC.
+    message is a literal text marked with N_, with `%(name)s` for each of params.
     """
-    return InvalidInput(message, "invalid_provider_list")
+    return InvalidInput(message, "invalid_provider_list", params=params)
 
 
 def _key(header: str) -> str:
@@ -52,15 +54,20 @@ def _key(header: str) -> str:
 def decode(raw: bytes | str) -> str:
     """The list's text: UTF-8 with or without a BOM, within MAX_BYTES."""
     if len(raw) > MAX_BYTES:
-        raise unreadable(f"De lijst is te groot: hoogstens {MAX_BYTES // 1024} kB.")
+        raise unreadable(
+            N_("De lijst is te groot: hoogstens %(kilobytes)s kB."),
+            {"kilobytes": MAX_BYTES // 1024},
+        )
     if isinstance(raw, str):
         return raw.removeprefix("\ufeff")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise unreadable(
-            "Het bestand is geen UTF-8. Kies in Excel bij Opslaan als: "
-            "'CSV UTF-8 (door komma's gescheiden)'."
+            N_(
+                "Het bestand is geen UTF-8. Kies in Excel bij Opslaan als: "
+                "'CSV UTF-8 (door komma's gescheiden)'."
+            )
         ) from None
 
 
@@ -74,7 +81,8 @@ def _columns(header: list[str]) -> dict[str, int]:
     missing = [LABELS[c] for c in REQUIRED if c not in found]
     if missing:
         raise unreadable(
-            "Regel 1 moet de kolomnamen bevatten; niet gevonden: " + ", ".join(missing) + "."
+            N_("Regel 1 moet de kolomnamen bevatten; niet gevonden: %(missing)s."),
+            {"missing": ", ".join(missing)},
         )
     return found
 
@@ -92,9 +100,9 @@ def parse(raw: bytes | str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     try:
         header = next(records)
     except StopIteration:
-        raise unreadable("De lijst is leeg.") from None
+        raise unreadable(N_("De lijst is leeg.")) from None
     except csv.Error:
-        raise unreadable("Regel 1 is geen geldige CSV.") from None
+        raise unreadable(N_("Regel 1 is geen geldige CSV.")) from None
     columns = _columns(header)
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
@@ -105,10 +113,10 @@ def parse(raw: bytes | str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
         except StopIteration:
             break
         except csv.Error:
-            errors.append({"line": line, "message": "Deze regel is geen geldige CSV."})
+            errors.append({"line": line, "message": N_("Deze regel is geen geldige CSV.")})
             continue
         if line > MAX_ROWS + 1:
-            raise unreadable(f"De lijst heeft meer dan {MAX_ROWS} regels.")
+            raise unreadable(N_("De lijst heeft meer dan %(rows)s regels."), {"rows": MAX_ROWS})
         if not any(cell.strip() for cell in record):
             continue
         data = {c: record[i] if i < len(record) else "" for c, i in columns.items()}
@@ -121,7 +129,8 @@ def parse(raw: bytes | str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
             errors.append(
                 {
                     "line": line,
-                    "message": f"Dit e-mailadres staat al op regel {seen[row['email'].lower()]}.",
+                    "message": N_("Dit e-mailadres staat al op regel %(line)s.")
+                    % {"line": seen[row["email"].lower()]},
                 }
             )
             continue

@@ -32,6 +32,7 @@ from overdracht import clock, config
 from overdracht.contracts import (
     BEHEERDER,
     COORDINATOR,
+    N_,
     PROVIDER_ACTIVATED,
     PROVIDER_DEACTIVATED,
     PROVIDER_INVITED,
@@ -62,7 +63,12 @@ from services.auth.accounts import (
     provider_context,
     register,
 )
-from services.auth.delivery import DeliveryFailed, masked_phone
+from services.auth.delivery import (
+    MAIL_FAILED_MESSAGE,
+    SMS_FAILED_MESSAGE,
+    DeliveryFailed,
+    masked_phone,
+)
 from services.auth.models import (
     ACCOUNT_STATUSES,
     Activation,
@@ -79,19 +85,38 @@ OPERATOR_ACTOR = {"type": "operator", "via": "cli"}
 BEHEERDER_MAY_REGISTER = (ZORGVERLENER, COORDINATOR)
 #: SMS codes one activation link may have sent
 MAX_ACTIVATION_CODES = 5
-#: why a link no longer works, as its owner reads it
+#: why a link no longer works, as its owner reads it (with the value `hours`)
 LINK_GONE = {
-    "unknown": "Deze activeringslink is ongeldig. Controleer of u de hele link uit de e-mail "
-    "heeft gebruikt, of vraag de helpdesk om een nieuwe.",
-    "used": "Deze activeringslink is al gebruikt. Log in met uw gebruikersnaam en wachtwoord, "
-    "of vraag de helpdesk om een nieuwe link als u uw wachtwoord niet meer weet.",
-    "expired": "Deze activeringslink is verlopen: een link is {hours} uur geldig. "
-    "Vraag de helpdesk om een nieuwe.",
-    "superseded": "Er is u een nieuwere activeringslink gestuurd. Gebruik de link uit de "
-    "laatste e-mail.",
+    "unknown": N_(
+        "Deze activeringslink is ongeldig. Controleer of u de hele link uit de e-mail "
+        "heeft gebruikt, of vraag de helpdesk om een nieuwe."
+    ),
+    "used": N_(
+        "Deze activeringslink is al gebruikt. Log in met uw gebruikersnaam en wachtwoord, "
+        "of vraag de helpdesk om een nieuwe link als u uw wachtwoord niet meer weet."
+    ),
+    "expired": N_(
+        "Deze activeringslink is verlopen: een link is %(hours)s uur geldig. "
+        "Vraag de helpdesk om een nieuwe."
+    ),
+    "superseded": N_(
+        "Er is u een nieuwere activeringslink gestuurd. Gebruik de link uit de laatste e-mail."
+    ),
 }
-WRONG_CODE = "De code is onjuist. U kunt het nog {left} keer proberen."
-CODE_SPENT = "De code is onjuist of verlopen. Laat een nieuwe code sturen."
+#: with the value `left`: the attempts left
+WRONG_CODE = N_("De code is onjuist. U kunt het nog %(left)s keer proberen.")
+CODE_SPENT = N_("De code is onjuist of verlopen. Laat een nieuwe code sturen.")
+#: what the user reads when her e-mail or SMS could not go (delivery's text, by which)
+NOT_SENT = {
+    SMS_FAILED_MESSAGE: N_(
+        "De sms kon niet worden verstuurd. Probeer het over enkele minuten opnieuw. "
+        "Er is niets gewijzigd."
+    ),
+    MAIL_FAILED_MESSAGE: N_(
+        "De e-mail kon niet worden verstuurd. Probeer het over enkele minuten opnieuw. "
+        "Er is niets gewijzigd."
+    ),
+}
 
 
 def digest(value: str) -> str:
@@ -118,7 +143,10 @@ def too_soon(sent_at: datetime | None, now: datetime) -> Throttled | None:
         return None
     wait = math.ceil((sent_at + cooldown - now).total_seconds())
     return Throttled(
-        f"U kunt over {wait} seconden een nieuwe code laten sturen.", "resend_too_soon", wait
+        "U kunt over %(wait)s seconden een nieuwe code laten sturen.",
+        "resend_too_soon",
+        wait,
+        params={"wait": wait},
     )
 
 
@@ -141,11 +169,11 @@ def _activation_hours() -> int:
     return config.get_int("OVERDRACHT_ACTIVATION_HOURS")
 
 
-def _uuid(value: Any, what: str) -> uuid.UUID:
+def _list_id(value: Any) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise NotFound(f"{what} bestaat niet.") from None
+        raise NotFound("Deze lijst bestaat niet.") from None
 
 
 def _account(provider: Provider, now: datetime) -> dict[str, Any]:
@@ -310,7 +338,7 @@ class Onboarding:
         self._admin(credential)
         now = clock.now()
         with self.db.read() as session:
-            found = session.get(ProviderList, _uuid(list_id, "Deze lijst"))
+            found = session.get(ProviderList, _list_id(list_id))
             if found is None:
                 raise NotFound("Deze lijst bestaat niet.")
             rows = session.execute(
@@ -350,7 +378,7 @@ class Onboarding:
         again; the list counts as registered once every row is.
         """
         actor, _ = self._admin(credential)
-        return self._register_rows(actor, _uuid(list_id, "Deze lijst"), access_point or {})
+        return self._register_rows(actor, _list_id(list_id), access_point or {})
 
     @rpc
     def import_provider_list(self, operator: str, region: str, filename: str, content: str) -> dict:
@@ -562,7 +590,7 @@ class Onboarding:
                 activation.code_attempts += 1
                 left = attempts - activation.code_attempts
                 refusal = (
-                    InvalidInput(WRONG_CODE.format(left=left), "wrong_code")
+                    InvalidInput(WRONG_CODE, "wrong_code", params={"left": left})
                     if left
                     else InvalidInput(CODE_SPENT, "code_failed")
                 )
@@ -689,7 +717,7 @@ class Onboarding:
                     row.problem = None
                     registered.append({"line": row.line, "username": provider.username})
             except DeliveryFailed:
-                problem = "De e-mail kon niet worden verstuurd; probeer het later opnieuw."
+                problem = N_("De e-mail kon niet worden verstuurd; probeer het later opnieuw.")
             except (InvalidInput, Conflict) as exc:
                 problem = exc.message
             if problem is not None:
@@ -796,7 +824,8 @@ class Onboarding:
 
 def not_sent(exc: DeliveryFailed, code: str) -> Unavailable:
     """What the user reads when her e-mail or SMS could not go: nothing was kept of it."""
-    return Unavailable(f"{exc.message} Er is niets gewijzigd.", code)
+    channel = SMS_FAILED_MESSAGE if code == "sms_failed" else MAIL_FAILED_MESSAGE
+    return Unavailable(NOT_SENT.get(exc.message, NOT_SENT[channel]), code)
 
 
 def _find_activation(
@@ -822,7 +851,11 @@ def _find_activation(
     elif activation.expires_at <= now:
         reason = "expired"
     if reason is not None:
-        raise Gone(LINK_GONE[reason].format(hours=_activation_hours()), f"activation_{reason}")
+        raise Gone(
+            LINK_GONE[reason],
+            "activation_" + reason,
+            params={"hours": _activation_hours()} if reason == "expired" else None,
+        )
     return activation, provider
 
 

@@ -161,7 +161,11 @@ class SecondFactor:
         next login."""
         actor, acting = self._admin(credential)
         if role not in ROLES:
-            raise InvalidInput(f"Rol moet een van {', '.join(ROLES)} zijn.", "invalid_role")
+            raise InvalidInput(
+                "Rol moet een van %(roles)s zijn.",
+                "invalid_role",
+                params={"roles": ", ".join(ROLES)},
+            )
         if not isinstance(required, bool):
             raise InvalidInput("Geef aan of de app verplicht is (true of false).", "invalid_input")
         if acting is not None and not required and role not in BEHEERDER_MAY_REGISTER:

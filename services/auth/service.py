@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from overdracht import clock, config
 from overdracht.contracts import (
     ENROLLING,
+    N_,
     PROVIDER_LOCKED,
     PROVIDER_LOGGED_IN,
     PROVIDER_LOGGED_OUT,
@@ -68,9 +69,9 @@ from services.auth.onboarding import (
 
 MAX_USERNAME = 64
 #: the one answer for an unknown username, a wrong password and a locked account alike
-LOGIN_FAILED_MESSAGE = "Onjuiste gebruikersnaam of wachtwoord."
+LOGIN_FAILED_MESSAGE = N_("Onjuiste gebruikersnaam of wachtwoord.")
 #: the challenge is spent (used, expired, out of attempts or resends): start again
-CODE_FAILED_MESSAGE = "De code is onjuist of verlopen. Log opnieuw in."
+CODE_FAILED_MESSAGE = N_("De code is onjuist of verlopen. Log opnieuw in.")
 #: a challenge's code can be sent again this often ("Code opnieuw sturen")
 MAX_RESENDS = 3
 HOUR = timedelta(hours=1)
@@ -104,9 +105,9 @@ def _now() -> datetime:
     return clock.now()
 
 
-def _minutes(seconds: int) -> str:
-    minutes = max(1, math.ceil(seconds / 60))
-    return "1 minuut" if minutes == 1 else f"{minutes} minuten"
+def _minutes(seconds: int) -> int:
+    """How long to wait, in whole minutes (at least one)."""
+    return max(1, math.ceil(seconds / 60))
 
 
 def _throttle_keys(access_point: Any) -> list[tuple[str, int]]:
@@ -129,10 +130,39 @@ def _throttle_keys(access_point: Any) -> list[tuple[str, int]]:
     return [(f"ip:{address}", per_address), (f"net:{network}", per_network)]
 
 
-def _throttle_message(wait: int) -> str:
-    return (
+def _throttled(wait: int) -> Throttled:
+    """Too many failed logins from her address or network: wait seconds more."""
+    if _minutes(wait) == 1:
+        return Throttled(
+            "Te veel mislukte inlogpogingen vanaf uw adres of netwerk. "
+            "Probeer het over 1 minuut opnieuw.",
+            "too_many_attempts",
+            wait,
+        )
+    return Throttled(
         "Te veel mislukte inlogpogingen vanaf uw adres of netwerk. "
-        f"Probeer het over {_minutes(wait)} opnieuw."
+        "Probeer het over %(minutes)s minuten opnieuw.",
+        "too_many_attempts",
+        wait,
+        params={"minutes": _minutes(wait)},
+    )
+
+
+def _locked(wait: int) -> Throttled:
+    """Her account is locked after too many failures: wait seconds more."""
+    if _minutes(wait) == 1:
+        return Throttled(
+            "Uw account is tijdelijk geblokkeerd na te veel mislukte pogingen. "
+            "Probeer het over 1 minuut opnieuw.",
+            "account_locked",
+            wait,
+        )
+    return Throttled(
+        "Uw account is tijdelijk geblokkeerd na te veel mislukte pogingen. "
+        "Probeer het over %(minutes)s minuten opnieuw.",
+        "account_locked",
+        wait,
+        params={"minutes": _minutes(wait)},
     )
 
 
@@ -294,12 +324,7 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
             raise Unauthenticated("Uw sessie is verlopen. Log opnieuw in.", "session_expired")
         if provider.is_locked(now):
             wait = math.ceil((provider.locked_until - now).total_seconds())
-            raise Throttled(
-                "Uw account is tijdelijk geblokkeerd na te veel mislukte pogingen. "
-                f"Probeer het over {_minutes(wait)} opnieuw.",
-                "account_locked",
-                wait,
-            )
+            raise _locked(wait)
         if not isinstance(current_password, str) or not current_password:
             raise InvalidInput("Vul uw huidige wachtwoord in.", "missing_current_password")
         ok = len(current_password) <= MAX_PASSWORD and verify_password(
@@ -494,7 +519,7 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
                     tat = tx.session.get(LoginThrottle, key).tat
                     wait = max(wait, math.ceil((tat - (now + HOUR - interval)).total_seconds()))
             if wait:  # raised inside: rolled back, so counted in none of them
-                raise Throttled(_throttle_message(wait), "too_many_attempts", wait)
+                raise _throttled(wait)
 
     def _check_code(
         self, tx, pending, provider, code, access_point
@@ -513,7 +538,7 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
             if not _usable(pending, provider, now):
                 return None, Unauthenticated(CODE_FAILED_MESSAGE, "code_failed")
             left = config.get_int("OVERDRACHT_SMS_CODE_ATTEMPTS") - pending.attempts
-            return None, Unauthenticated(WRONG_CODE.format(left=left), "wrong_code")
+            return None, Unauthenticated(WRONG_CODE, "wrong_code", params={"left": left})
         pending.used_at = now
         provider.failed_logins = 0
         provider.lock_count = 0  # the next lock is the first again

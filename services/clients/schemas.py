@@ -6,7 +6,7 @@ import re
 from datetime import date, timedelta
 from typing import Any
 
-from overdracht.contracts import InvalidInput, checked
+from overdracht.contracts import N_, InvalidInput, checked
 from overdracht.identifiers import (  # noqa: F401 - clients' schemas, as before
     PHONE_MESSAGE,
     birth_date,
@@ -17,7 +17,7 @@ from overdracht.identifiers import (  # noqa: F401 - clients' schemas, as before
     search_criteria,
 )
 from overdracht.timezone import today
-from overdracht.typed import ONE_SCRIPT_MESSAGE, normalized, one_script
+from overdracht.typed import normalized, one_script
 
 _NAME = re.compile(r"^[^\W\d_]+(?:[ '\-][^\W\d_]+)*$")
 
@@ -25,7 +25,12 @@ _NAME = re.compile(r"^[^\W\d_]+(?:[ '\-][^\W\d_]+)*$")
 def due_date(value: Any) -> date | None:
     if value in (None, ""):
         return None
-    parsed = parse_date(value, "due_date", "Uitgerekende datum")
+    parsed = parse_date(
+        value,
+        "due_date",
+        N_("Uitgerekende datum ontbreekt."),
+        N_("Uitgerekende datum is geen geldige datum (JJJJ-MM-DD)."),
+    )
     # documents may stay until 6 weeks after it, so an older due date leaves no removal date
     if not today() - timedelta(weeks=6) < parsed <= today() + timedelta(weeks=45):
         raise InvalidInput(
@@ -41,7 +46,11 @@ def maiden_name(value: Any) -> str:
     if len(name) > 100 or not _NAME.match(name):
         raise InvalidInput("Geboortenaam: alleen letters, spatie, - of '.", "invalid_maiden_name")
     if not one_script(name):
-        raise InvalidInput(f"Geboortenaam: {ONE_SCRIPT_MESSAGE}", "invalid_maiden_name")
+        raise InvalidInput(
+            "Geboortenaam: gebruik gewone letters van één schrift; "
+            "geen tekens uit verschillende alfabetten of speciale lettervormen.",
+            "invalid_maiden_name",
+        )
     return name
 
 

@@ -22,6 +22,7 @@ from overdracht.contracts import (
     CLIENTS_LISTED,
     DOCUMENT_LISTED,
     DOCUMENT_UPLOADED,
+    N_,
     RELATIONSHIP_ESTABLISHED,
     SYSTEM_ACTOR,
     ZORGVERLENER,
@@ -42,8 +43,8 @@ from services.clients.models import Answers, Client, Outbox, Relationship, Searc
 
 log = logging.getLogger(__name__)
 
-NOT_ALLOWED = "U heeft geen toegang tot deze cliënt."
-CLIENT_EXISTS = "Er is al een cliënt met deze geboortedatum en dit BSN. Zoek haar op."
+NOT_ALLOWED = N_("U heeft geen toegang tot deze cliënt.")
+CLIENT_EXISTS = N_("Er is al een cliënt met deze geboortedatum en dit BSN. Zoek haar op.")
 
 
 def _client_id(value: Any) -> uuid.UUID:

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from overdracht import config
-from overdracht.contracts import InvalidInput
+from overdracht.contracts import N_, InvalidInput
 from overdracht.timezone import today
 
 _UNSAFE = re.compile(r"[^\w .()+-]", re.UNICODE)
@@ -30,14 +30,37 @@ def document_type(value: Any) -> str:
     types = config.document_types()
     if value not in types:
         raise InvalidInput(
-            f"Onbekend documenttype; kies uit {', '.join(types)}.", "invalid_document_type"
+            "Onbekend documenttype; kies uit %(types)s.",
+            "invalid_document_type",
+            params={"types": ", ".join(types)},
         )
     return value
 
 
+#: why the latest removal date is what it is, each with the value `weeks`; the bound's
+#: `reason` is the one that applies, and `reason_template` and `reason_params` let a page
+#: show it in another language
+AFTER_DUE = N_("%(weeks)s weken na de uitgerekende datum")
+AFTER_TODAY = N_("%(weeks)s weken na vandaag")
+AFTER_PLACING = N_("%(weeks)s weken na plaatsing")
+#: the refusal of a date past that bound, per reason (values `day` and `weeks`)
+TOO_LATE = {
+    AFTER_DUE: N_(
+        "De verwijderdatum mag niet na %(day)s liggen "
+        "(uiterlijk %(weeks)s weken na de uitgerekende datum)."
+    ),
+    AFTER_TODAY: N_(
+        "De verwijderdatum mag niet na %(day)s liggen (uiterlijk %(weeks)s weken na vandaag)."
+    ),
+    AFTER_PLACING: N_(
+        "De verwijderdatum mag niet na %(day)s liggen (uiterlijk %(weeks)s weken na plaatsing)."
+    ),
+}
+
+
 def removal_bounds(
     due_date: date | None, now: date | None = None, placed_on: date | None = None
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """The removal dates allowed: after today; at most due date + 6 weeks, or the horizon
     from the day it was placed (today, for a document still to be placed), so that moving
     a date again and again never keeps a document longer than placing it could."""
@@ -45,15 +68,17 @@ def removal_bounds(
     if due_date is not None:
         weeks = config.get_int("OVERDRACHT_REMOVAL_AFTER_DUE_WEEKS")
         latest = due_date + timedelta(weeks=weeks)
-        reason = f"{weeks} weken na de uitgerekende datum"
+        reason = AFTER_DUE
     else:
         weeks = config.get_int("OVERDRACHT_REMOVAL_HORIZON_WEEKS")
         latest = (placed_on or now) + timedelta(weeks=weeks)
-        reason = f"{weeks} weken na vandaag" if placed_on is None else f"{weeks} weken na plaatsing"
+        reason = AFTER_TODAY if placed_on is None else AFTER_PLACING
     return {
         "min": (now + timedelta(days=1)).isoformat(),
         "max": latest.isoformat(),
-        "reason": reason,
+        "reason": reason % {"weeks": weeks},
+        "reason_template": reason,
+        "reason_params": {"weeks": weeks},
     }
 
 
@@ -75,9 +100,9 @@ def removal_date(
     latest = date.fromisoformat(bounds["max"])
     if parsed > latest:
         raise InvalidInput(
-            f"De verwijderdatum mag niet na {latest:%d-%m-%Y} liggen "
-            f"(uiterlijk {bounds['reason']}).",
+            TOO_LATE[bounds["reason_template"]],
             "removal_date_too_late",
+            params={"day": latest.strftime("%d-%m-%Y"), **bounds["reason_params"]},
         )
     return parsed
 

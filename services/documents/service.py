@@ -34,6 +34,7 @@ from overdracht.contracts import (
     DOCUMENT_LISTED,
     DOCUMENT_REMOVAL_DATE_MOVED,
     DOCUMENT_UPLOADED,
+    N_,
     SYSTEM_ACTOR,
     TICKET_HEADER,
     ZORGVERLENER,
@@ -76,10 +77,10 @@ from services.documents.transfers import transfer
 log = logging.getLogger(__name__)
 
 UPLOAD = "upload"
-BAD_TICKET = "Ongeldig of verlopen ticket."
-STORE_AWAY = "De documentenopslag is niet bereikbaar."
+BAD_TICKET = N_("Ongeldig of verlopen ticket.")
+STORE_AWAY = N_("De documentenopslag is niet bereikbaar.")
 DOWNLOAD = "download"
-DAMAGED = "Het document is beschadigd en wordt niet getoond."
+DAMAGED = N_("Het document is beschadigd en wordt niet getoond.")
 #: documents up to this size are checked and served from one read, held in memory meanwhile
 INLINE_BYTES = 8 * 1024 * 1024
 #: every document body is stored under this prefix; the leftover sweep touches nothing else
@@ -160,7 +161,10 @@ def _json(status: int, body: dict) -> Response:
 
 
 def _error(exc: OverdrachtError) -> Response:
-    return _json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+    error = {"code": exc.code, "message": exc.message}
+    if exc.params:  # so the gateway can show it in the page's language
+        error.update(template=exc.template, params=exc.params)
+    return _json(exc.status, {"error": error})
 
 
 def _cut_on_failure(document_id: uuid.UUID, first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -522,7 +526,7 @@ class DocumentsService:
             # a body of announced length that ended early (the gateway sends chunked ones,
             # whose cut fails the read above): as cut off, and its object goes
             self._discard(key)
-            return self._cut_off(ticket, reader, BrokenBody("Het verzenden is afgebroken."))
+            return self._cut_off(ticket, reader, BrokenBody(N_("Het verzenden is afgebroken.")))
         # checked at begin_upload, checked again: a day may have turned since
         if date.fromisoformat(ticket.details["removal_date"]) <= today():
             self._discard(key)

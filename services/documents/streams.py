@@ -8,7 +8,7 @@ from typing import Any, BinaryIO
 
 import filetype
 
-from overdracht.contracts import InvalidInput, TooLarge
+from overdracht.contracts import N_, InvalidInput, TooLarge
 
 #: filetype looks at most this far into a file
 SNIFF_BYTES = 8192
@@ -40,7 +40,7 @@ class CappedReader:
             return self._source.read(size)
         except (OSError, ValueError) as exc:  # eventlet's word for a cut chunked body
             self.broken = True
-            raise BrokenBody("Het verzenden is afgebroken.") from exc
+            raise BrokenBody(N_("Het verzenden is afgebroken.")) from exc
 
     def sniff(self) -> bytes:
         """Read ahead far enough to recognise the file type; later reads return it first."""
@@ -61,7 +61,9 @@ class CappedReader:
         self.size += len(data)
         if self.size > self._limit:
             raise TooLarge(
-                f"Het bestand is groter dan {self._limit // (1024 * 1024)} MiB.", "file_too_large"
+                "Het bestand is groter dan %(mebibytes)s MiB.",
+                "file_too_large",
+                params={"mebibytes": self._limit // (1024 * 1024)},
             )
         self.sha256.update(data)
         return data
