@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test faults lint format bench install browser constraints clean
+.PHONY: run test faults lint format bench install browser constraints translations clean
 
 run: $(STAMP)                 ## start the whole platform at http://127.0.0.1:8000
 	$(PY) -m ops.devserver
@@ -36,6 +36,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 browser:                      ## Debian's Chromium for the Playwright test (needs root)
 	@test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium)
+
+translations: $(STAMP)        ## bring the English catalogue up to the code's texts, and compile it
+	$(PY) -m ops.translations
 
 constraints:                  ## re-pin every transitive dependency after changing pyproject
 	$(PY) -m pip freeze --exclude-editable > constraints.txt

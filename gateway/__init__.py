@@ -1,4 +1,4 @@
-"""The gateway: Dutch web pages and the JSON API, thin over the services."""
+"""The gateway: web pages (Dutch, or English) and the JSON API, thin over the services."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         app.config["NAMEKO"], app.config["RPC_POOL_SIZE"], app.config["RPC_TIMEOUT"]
     )
 
-    from gateway import api, errors, onboarding, pages
+    from gateway import api, errors, i18n, onboarding, pages
+
+    i18n.init_app(app)
 
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

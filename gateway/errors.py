@@ -1,19 +1,33 @@
-"""Errors mapped once: remote exception types to HTTP status codes and the API's error shape."""
+"""Errors mapped once: remote exception types to HTTP status codes and the API's error shape.
+
+The API answers in Dutch; a page (or a page's script) shows the same error in its own
+language: the texts here are marked with N_ and translated only for a page.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext
 from kombu.exceptions import KombuError
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from werkzeug.exceptions import HTTPException
 
-from overdracht.contracts import UNAVAILABLE_MESSAGE, InvalidInput, OverdrachtError
+from gateway.i18n import api_request, error_text
+from overdracht.contracts import N_, UNAVAILABLE_MESSAGE, InvalidInput, OverdrachtError
 
 log = logging.getLogger(__name__)
 
-INTERNAL = "Er ging iets mis. Probeer het later opnieuw."
+INTERNAL = N_("Er ging iets mis. Probeer het later opnieuw.")
+#: what an HTTP error says (Dutch, as the API answers; translated for a page)
+HTTP_MESSAGES = {
+    404: N_("Niet gevonden."),
+    405: N_("Deze methode is hier niet toegestaan."),
+    413: N_("Het verzoek is te groot."),
+    400: N_("Ongeldig verzoek."),
+}
 
 
 class MalformedRequest(InvalidInput):
@@ -43,10 +57,19 @@ def wants_json() -> bool:
     )
 
 
-def respond(status: int, code: str, message: str):
-    if wants_json():
+def respond(status: int, code: str, message: str, shown: Callable[[], str] | None = None):
+    """The error in the API's shape or as the error page.
+
+    message is the Dutch text, as the API answers it; a page, and the JSON a page's script
+    reads (the upload's), show shown() instead, the text in the page's language (by
+    default the message translated, for a text marked with N_ without values).
+    """
+    if api_request():
         return jsonify(error={"code": code, "message": message}), status
-    return render_template("error.html", status=status, message=message), status
+    text = shown() if shown is not None else gettext(message)
+    if wants_json():
+        return jsonify(error={"code": code, "message": text}), status
+    return render_template("error.html", status=status, message=text), status
 
 
 def with_retry_after(result, exc: Exception):
@@ -61,7 +84,8 @@ def with_retry_after(result, exc: Exception):
 def register(app: Flask) -> None:
     @app.errorhandler(OverdrachtError)
     def overdracht_error(exc: OverdrachtError):
-        return with_retry_after(respond(status_of(exc), exc.code, exc.message), exc)
+        answer = respond(status_of(exc), exc.code, exc.message, lambda: error_text(exc))
+        return with_retry_after(answer, exc)
 
     @app.errorhandler(RpcTimeout)
     @app.errorhandler(UnknownService)
@@ -78,14 +102,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        messages = {
-            404: "Niet gevonden.",
-            405: "Deze methode is hier niet toegestaan.",
-            413: "Het verzoek is te groot.",
-            400: "Ongeldig verzoek.",
-        }
         code = (exc.name or "error").lower().replace(" ", "_")
-        return respond(exc.code or 500, code, messages.get(exc.code or 500, INTERNAL))
+        return respond(exc.code or 500, code, HTTP_MESSAGES.get(exc.code or 500, INTERNAL))
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

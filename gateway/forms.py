@@ -37,9 +37,11 @@ def left() -> dict[str, Any]:
     return {}
 
 
-def refused(page: str, errors: dict[str, str], form: dict[str, Any] | None = None, **values):
-    """Redirect to page, leaving it the errors and what was typed."""
-    return leave(page, {"errors": dict(errors), "form": dict(form or {})}, **values)
+def refused(page: str, errors: dict[str, Any], form: dict[str, Any] | None = None, **values):
+    """Redirect to page, leaving it the errors (texts in the page's language, made plain
+    str: a lazy text cannot go into the cookie) and what was typed."""
+    texts = {name: str(text) for name, text in errors.items()}
+    return leave(page, {"errors": texts, "form": dict(form or {})}, **values)
 
 
 def refusal() -> tuple[dict[str, Any], dict[str, str]]:

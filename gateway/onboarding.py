@@ -1,7 +1,7 @@
 """The pages of onboarding: activation links, the coördinator's region, the beheerder's desk.
 
 Thin like the other pages: auth decides who may do what and audits it; these pages only
-show the result in Dutch, each error beside what it is about.
+show the result in the page's language, each error beside what it is about.
 """
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext, lazy_gettext, ngettext
+from flask_babel import gettext as _
 
 from gateway.api import ACCOUNT_ACTIONS, csv_text
 from gateway.forms import refusal, refused, typed
-from gateway.labels import ROLE_LABELS
+from gateway.i18n import error_text
+from gateway.labels import ROLE_LABELS, translated
 from gateway.session import (
     access_point,
     caller_token,
@@ -49,21 +52,30 @@ from overdracht.contracts import (
 bp = Blueprint("onboarding", __name__)
 
 STATUS_LABELS = {
-    "submitted": "Aangemeld",
-    "invited": "Uitgenodigd",
-    "active": "Actief",
-    "locked": "Geblokkeerd",
-    "deactivated": "Gedeactiveerd",
-    "registered": "Geregistreerd",
+    "submitted": lazy_gettext("Aangemeld"),
+    "invited": lazy_gettext("Uitgenodigd"),
+    "active": lazy_gettext("Actief"),
+    "locked": lazy_gettext("Geblokkeerd"),
+    "deactivated": lazy_gettext("Gedeactiveerd"),
+    "registered": lazy_gettext("Geregistreerd"),
 }
+#: each action's button, and what is said once it is done (%(name)s: whose account)
 ACTION_LABELS = {
-    "unlock": ("Ontgrendelen", "Het account van {name} is ontgrendeld."),
-    "reset": (
-        "Resetten",
-        "{name} krijgt een nieuwe activeringslink per e-mail; haar wachtwoord en sessies "
-        "zijn beëindigd.",
+    "unlock": (
+        lazy_gettext("Ontgrendelen"),
+        lazy_gettext("Het account van %(name)s is ontgrendeld."),
     ),
-    "deactivate": ("Deactiveren", "Het account van {name} is gedeactiveerd."),
+    "reset": (
+        lazy_gettext("Resetten"),
+        lazy_gettext(
+            "%(name)s krijgt een nieuwe activeringslink per e-mail; haar wachtwoord en "
+            "sessies zijn beëindigd."
+        ),
+    ),
+    "deactivate": (
+        lazy_gettext("Deactiveren"),
+        lazy_gettext("Het account van %(name)s is gedeactiveerd."),
+    ),
 }
 #: the fields of the invite form, and where auth's error codes belong
 INVITE_FIELDS = ("full_name", "email", "phone", "region", "role", "profession", "organisation")
@@ -88,7 +100,7 @@ ACTIVATION_ERRORS = {
 
 @bp.app_context_processor
 def labels() -> dict[str, Any]:
-    return {"status_labels": STATUS_LABELS, "action_labels": ACTION_LABELS}
+    return {"status_labels": translated(STATUS_LABELS), "action_labels": translated(ACTION_LABELS)}
 
 
 @bp.before_request
@@ -153,7 +165,7 @@ def authenticator():
     """Set up the app: scan the QR code, type one code; the recovery codes, shown once."""
     me = current()["profile"]
     if me["second_factor"] == "totp":
-        flash("Uw authenticator-app is al ingesteld.", "info")
+        flash(_("Uw authenticator-app is al ingesteld."), "info")
         return redirect(url_for("pages.overview"))
     if request.method == "POST":
         try:
@@ -166,9 +178,9 @@ def authenticator():
                 )
         except InvalidInput as exc:
             field = "password" if exc.code == "wrong_password" else "code"
-            return refused("onboarding.authenticator", {field: exc.message})
+            return refused("onboarding.authenticator", {field: error_text(exc)})
         except Conflict as exc:  # the secret on the page went stale: a new one on the page
-            return refused("onboarding.authenticator", {"code": exc.message})
+            return refused("onboarding.authenticator", {"code": error_text(exc)})
         # shown once, by the GET after this (sealed in the session cookie until then)
         session["recovery_codes"] = result["recovery_codes"]
         return redirect(url_for("onboarding.recovery_codes"))
@@ -199,14 +211,16 @@ def second_factor_policy():
             with services() as rpc:
                 rpc.auth.set_second_factor_policy(principal(), role, required, access_point())
         except InvalidInput as exc:
-            flash(exc.message, "error")
+            flash(error_text(exc), "error")
             return redirect(url_for("onboarding.second_factor_policy"))
-        label = ROLE_LABELS.get(role, role)
-        flash(
-            f"De authenticator-app is {'nu verplicht' if required else 'niet meer verplicht'} "
-            f"voor de rol {label}.",
-            "info",
-        )
+        label = str(ROLE_LABELS.get(role, role))
+        if required:
+            done = _("De authenticator-app is nu verplicht voor de rol %(role)s.", role=label)
+        else:
+            done = _(
+                "De authenticator-app is niet meer verplicht voor de rol %(role)s.", role=label
+            )
+        flash(done, "info")
         return redirect(url_for("onboarding.second_factor_policy"))
     with services() as rpc:
         policy = rpc.auth.second_factor_policy(principal())
@@ -244,8 +258,8 @@ def activation_code():
     except Gone as exc:
         return _link_gone(exc)
     except (Throttled, Unavailable) as exc:
-        return refused("onboarding.activation", {"send": exc.message})
-    flash(f"Er is een code gestuurd naar {result['sent_to']}.", "info")
+        return refused("onboarding.activation", {"send": error_text(exc)})
+    flash(_("Er is een code gestuurd naar %(sent_to)s.", sent_to=result["sent_to"]), "info")
     return redirect(url_for("onboarding.activation"))
 
 
@@ -256,7 +270,7 @@ def activate():
         return redirect(url_for("onboarding.activation"))
     password = request.form.get("password", "")
     if password != request.form.get("password_repeat", ""):
-        errors = {"password_repeat": "De twee wachtwoorden zijn niet gelijk."}
+        errors = {"password_repeat": _("De twee wachtwoorden zijn niet gelijk.")}
         return refused("onboarding.activation", errors)
     try:
         with services() as rpc:
@@ -271,9 +285,12 @@ def activate():
         return _link_gone(exc)
     except InvalidInput as exc:
         field = ACTIVATION_ERRORS.get(exc.code, "password")
-        return refused("onboarding.activation", {field: exc.message})
+        return refused("onboarding.activation", {field: error_text(exc)})
     session.pop("activation", None)
-    flash("Uw account is geactiveerd. Log in met uw gebruikersnaam en nieuwe wachtwoord.", "info")
+    flash(
+        _("Uw account is geactiveerd. Log in met uw gebruikersnaam en nieuwe wachtwoord."),
+        "info",
+    )
     return redirect(url_for("pages.login"))
 
 
@@ -289,7 +306,7 @@ def _activation_page(errors: dict[str, str]):
     token = _activation_token()
     if not token:
         return render_template(
-            "error.html", status=404, message="Open de link uit uw e-mail om te activeren."
+            "error.html", status=404, message=_("Open de link uit uw e-mail om te activeren.")
         ), 404
     try:
         with services() as rpc:
@@ -304,9 +321,9 @@ def _link_gone(exc: Gone):
     redirect), or as the answer to opening the link."""
     session.pop("activation", None)
     if request.method == "POST":
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
         return redirect(url_for("pages.login"))
-    return render_template("error.html", status=410, message=exc.message), 410
+    return render_template("error.html", status=410, message=error_text(exc)), 410
 
 
 # --- the coördinator: her region's list ------------------------------------------------
@@ -322,7 +339,7 @@ def region():
     if request.method == "POST":
         upload = request.files.get("file")
         if upload is None or not upload.filename:
-            result = {"problem": "Kies het CSV-bestand met de lijst."}
+            result = {"problem": _("Kies het CSV-bestand met de lijst.")}
         else:
             try:
                 text = csv_text(upload.read())
@@ -331,12 +348,12 @@ def region():
                         principal(), upload.filename, text, access_point()
                     )
             except InvalidInput as exc:
-                result = {"problem": exc.message}
+                result = {"problem": error_text(exc)}
         # Post/Redirect/Get: the result waits in the (sealed, 4 kB) session cookie for the
         # page, so it names the first refused rows and counts the others
         if "errors" in result:
             result["more_errors"] = max(len(result["errors"]) - SHOWN_LIST_ERRORS, 0)
-            result["errors"] = result["errors"][:SHOWN_LIST_ERRORS]
+            result["errors"] = _rows_translated(result["errors"][:SHOWN_LIST_ERRORS], "message")
         session["list_result"] = result
         return redirect(url_for("onboarding.region"))
     result = session.pop("list_result", None)
@@ -356,7 +373,7 @@ def accounts():
         with services() as rpc:
             found = rpc.auth.accounts(principal(), {k: v for k, v in filters.items() if v})
     except InvalidInput as exc:
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
         found = {"accounts": []}
     return render_template("accounts.html", me=me, filters=filters, roles=ROLES, **found)
 
@@ -370,10 +387,10 @@ def account_action(username: str, action: str):
         with services() as rpc:
             getattr(rpc.auth, ACCOUNT_ACTIONS[action])(principal(), username, access_point())
     except (Forbidden, NotFound, Conflict, Unavailable) as exc:
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
     else:
         name = request.form.get("name") or username
-        flash(ACTION_LABELS[action][1].format(name=name), "info")
+        flash(str(ACTION_LABELS[action][1]) % {"name": name}, "info")
     return redirect(url_for("onboarding.accounts"))
 
 
@@ -386,13 +403,17 @@ def invite():
             with services() as rpc:
                 created = rpc.auth.invite_provider(principal(), data, access_point())
         except (InvalidInput, Conflict, Forbidden) as exc:
-            errors = {INVITE_ERRORS.get(exc.code, "form"): exc.message}
+            errors = {INVITE_ERRORS.get(exc.code, "form"): error_text(exc)}
             return refused("onboarding.invite", errors, data)
         except Unavailable as exc:
-            return refused("onboarding.invite", {"form": exc.message}, data)
+            return refused("onboarding.invite", {"form": error_text(exc)}, data)
         flash(
-            f"{data['full_name']} is geregistreerd als {created['username']} en krijgt een "
-            "activeringslink per e-mail.",
+            _(
+                "%(name)s is geregistreerd als %(username)s en krijgt een activeringslink "
+                "per e-mail.",
+                name=data["full_name"],
+                username=created["username"],
+            ),
             "info",
         )
         return redirect(url_for("onboarding.accounts"))
@@ -415,7 +436,8 @@ def provider_list(list_id: str):
         with services() as rpc:
             found = rpc.auth.provider_list(principal(), list_id)
     except NotFound as exc:
-        return render_template("error.html", me=me, status=404, message=exc.message), 404
+        return render_template("error.html", me=me, status=404, message=error_text(exc)), 404
+    found["rows"] = _rows_translated(found.get("rows") or [], "problem")
     return render_template("list.html", me=me, list=found)
 
 
@@ -426,13 +448,34 @@ def register_list(list_id: str):
         with services() as rpc:
             result = rpc.auth.register_provider_list(principal(), list_id, access_point())
     except NotFound as exc:
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
         return redirect(url_for("onboarding.lists"))
     registered, failed = len(result["registered"]), len(result["failed"])
-    flash(f"{registered} zorgverlener(s) geregistreerd en uitgenodigd.", "info")
+    # the Dutch says "(s)" either way; the catalogue has a singular and a plural
+    flash(
+        ngettext(
+            "%(num)d zorgverlener(s) geregistreerd en uitgenodigd.",
+            "%(num)d zorgverlener(s) geregistreerd en uitgenodigd.",
+            registered,
+        ),
+        "info",
+    )
     if failed:
-        flash(f"{failed} regel(s) niet gelukt; zie de reden bij elke regel.", "error")
+        flash(
+            ngettext(
+                "%(num)d regel(s) niet gelukt; zie de reden bij elke regel.",
+                "%(num)d regel(s) niet gelukt; zie de reden bij elke regel.",
+                failed,
+            ),
+            "error",
+        )
     return redirect(url_for("onboarding.provider_list", list_id=list_id))
+
+
+def _rows_translated(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Rows of a provider list with auth's reason (rows[key], Dutch) in the page's
+    language, where the catalogue has it (a reason with values in it stays as it came)."""
+    return [{**row, key: gettext(row[key])} if row.get(key) else row for row in rows]
 
 
 def _role(role: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The Dutch web pages: the same flow as the API, for people at a browser."""
+"""The web pages (Dutch, or English): the same flow as the API, for people at a browser."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import io
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from babel.numbers import get_decimal_symbol
 from flask import (
     Blueprint,
     Response,
@@ -21,11 +22,14 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from gateway import api
 from gateway.errors import respond, wants_json
 from gateway.forms import forget_left, leave, left, refusal, refused, typed
-from gateway.labels import EVENT_LABELS, ROLE_LABELS, actor_label, outcome_label
+from gateway.i18n import error_text, field_texts, language
+from gateway.labels import EVENT_LABELS, ROLE_LABELS, actor_label, outcome_label, translated
 from gateway.session import (
     access_point,
     caller_token,
@@ -46,6 +50,7 @@ from overdracht.contracts import (
     Forbidden,
     InvalidInput,
     NotFound,
+    OverdrachtError,
     RateLimited,
     Throttled,
     TooLarge,
@@ -75,8 +80,11 @@ def template_helpers() -> dict[str, Any]:
         "csrf_token": csrf_token,
         # this request's session, once auth was asked: for the "blijf ingelogd" warning
         "session_state": g.caller.get("session") if "caller" in g else None,
-        "role_labels": ROLE_LABELS,
-        "document_types": current_app.config["DOCUMENT_TYPES"],
+        "role_labels": translated(ROLE_LABELS),
+        # a region's own types show as configured; the default ones are in the catalogue
+        "document_types": {
+            value: _(label) for value, label in current_app.config["DOCUMENT_TYPES"].items()
+        },
         "today": today().isoformat(),
         "accepted_files": ",".join(
             part
@@ -100,11 +108,13 @@ def dutch_date(value: Any) -> str:
 
 @bp.app_template_filter("grootte")
 def dutch_size(size: Any) -> str:
-    """A byte count for people, in decimal units with a decimal comma: 40,0 kB, 1,3 MB."""
+    """A byte count for people, in decimal units with the language's decimal sign: 40,0 kB,
+    1,3 MB in Dutch (40.0 kB in English)."""
     size = int(size or 0)
     for unit, factor in (("MB", 1000**2), ("kB", 1000)):
         if size >= factor:
-            return f"{size / factor:.1f}".replace(".", ",") + f"\N{NO-BREAK SPACE}{unit}"
+            number = f"{size / factor:.1f}".replace(".", get_decimal_symbol(language()))
+            return f"{number}\N{NO-BREAK SPACE}{unit}"
     return f"{size}\N{NO-BREAK SPACE}bytes"
 
 
@@ -125,7 +135,7 @@ def days_left(value: Any) -> str:
         days = (date.fromisoformat(str(value)[:10]) - today()).days
     except ValueError:
         return ""
-    return f"nog {days} dag" if days == 1 else f"nog {days} dagen"
+    return ngettext("nog %(num)d dag", "nog %(num)d dagen", days)
 
 
 @bp.before_app_request
@@ -157,10 +167,10 @@ PAGES_WITHOUT_RETURN = {"pages.download", "pages.logout", "pages.index"}
 @bp.app_errorhandler(Unauthenticated)
 def to_login(exc: Unauthenticated):
     if wants_json():
-        return respond(exc.status, exc.code, exc.message)
-    message = exc.message
+        return respond(exc.status, exc.code, exc.message, lambda: error_text(exc))
+    message = error_text(exc)
     if request.endpoint == "pages.upload":  # the file she sent was not placed: say so
-        message = (
+        message = _(
             "Uw document is niet geplaatst: uw sessie was verlopen. "
             "Log opnieuw in en plaats het opnieuw."
         )
@@ -207,7 +217,7 @@ def login():
                 field = "form"
             elif isinstance(exc, InvalidInput) and not username.strip():
                 field = "username"
-            return refused("pages.login", {field: exc.message}, {"username": username})
+            return refused("pages.login", {field: error_text(exc)}, {"username": username})
         session["challenge"] = result["challenge"]
         session["sent_to"] = result["sent_to"]
         session["method"] = result["method"]
@@ -231,11 +241,11 @@ def login_code():
                     access_point(),
                 )
         except Throttled as exc:
-            return refused("pages.login_code", {"code": exc.message})
+            return refused("pages.login_code", {"code": error_text(exc)})
         except Unauthenticated as exc:
             if exc.code == "wrong_code":  # tries left: type it again, no password needed
-                return refused("pages.login_code", {"code": exc.message})
-            return _login_again(exc.message)
+                return refused("pages.login_code", {"code": error_text(exc)})
+            return _login_again(error_text(exc))
         # back to the page she was on when her session ended, if any (a path of ours)
         back = session.pop("after_login", None)
         session.clear()  # nothing of an earlier session, or of the login, lingers
@@ -258,11 +268,11 @@ def login_code_again():
                 caller_token("auth.resend_code"), challenge, access_point()
             )
     except Throttled as exc:  # too soon: says how long to wait
-        return refused("pages.login_code", {"resend": exc.message})
+        return refused("pages.login_code", {"resend": error_text(exc)})
     except Unauthenticated as exc:
-        return _login_again(exc.message)
+        return _login_again(error_text(exc))
     session["sent_to"] = result["sent_to"]
-    flash(f"Er is een nieuwe code gestuurd naar {result['sent_to']}.", "info")
+    flash(_("Er is een nieuwe code gestuurd naar %(sent_to)s.", sent_to=result["sent_to"]), "info")
     return redirect(url_for("pages.login_code"))
 
 
@@ -304,7 +314,7 @@ def change_password():
         return render_template("password.html", me=me, errors=refusal()[1])
     new = request.form.get("new_password", "")
     if new != request.form.get("new_password_repeat", ""):
-        errors = {"new_password_repeat": "De twee nieuwe wachtwoorden zijn niet gelijk."}
+        errors = {"new_password_repeat": _("De twee nieuwe wachtwoorden zijn niet gelijk.")}
         return refused("pages.change_password", errors)
     try:
         with services() as rpc:
@@ -312,14 +322,14 @@ def change_password():
                 principal(), request.form.get("current_password", ""), new, access_point()
             )
     except Throttled as exc:
-        return refused("pages.change_password", {"form": exc.message})
+        return refused("pages.change_password", {"form": error_text(exc)})
     except InvalidInput as exc:
-        errors = {PASSWORD_FIELDS.get(exc.code, "new_password"): exc.message}
+        errors = {PASSWORD_FIELDS.get(exc.code, "new_password"): error_text(exc)}
         return refused("pages.change_password", errors)
-    message = "Uw wachtwoord is gewijzigd."
     if result["sessions_ended"]:
-        message += " Uw andere sessies zijn beëindigd."
-    flash(message, "info")
+        flash(_("Uw wachtwoord is gewijzigd. Uw andere sessies zijn beëindigd."), "info")
+    else:
+        flash(_("Uw wachtwoord is gewijzigd."), "info")
     return redirect(url_for("pages.overview"))
 
 
@@ -328,7 +338,7 @@ def logout():
     with services() as rpc:
         rpc.auth.logout(caller_token("auth.logout"), session_token(), access_point())
     session.clear()  # a search's results or criteria waiting there go with her session
-    flash("U bent uitgelogd.", "info")
+    flash(_("U bent uitgelogd."), "info")
     response = redirect(url_for("pages.login"))
     clear_session_cookie(response)
     return response
@@ -377,10 +387,10 @@ def search():
     return redirect(url_for("pages.search"))
 
 
-def _errors(exc: Exception) -> dict[str, str]:
+def _errors(exc: OverdrachtError) -> dict[str, str]:
     """A refusal's message per field (InvalidInput names them all), else for the form."""
     fields = getattr(exc, "fields", None)
-    return dict(fields) if fields else {"form": exc.message}
+    return field_texts(fields) if fields else {"form": error_text(exc)}
 
 
 @bp.post("/clienten/<client_id>/behandelrelatie")
@@ -390,7 +400,7 @@ def declare(client_id: str):
         with services() as rpc:
             rpc.clients.declare_relationship(principal(), client_id, access_point())
     except Forbidden as exc:
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
         return redirect(url_for("pages.search"))
     return redirect(url_for("pages.client", client_id=client_id))
 
@@ -410,7 +420,7 @@ def new_client():
             client = rpc.clients.create(principal(), form, access_point())
     except FORM_ERRORS as exc:
         return refused("pages.new_client", _errors(exc), form)
-    flash("De cliënt is toegevoegd.", "info")
+    flash(_("De cliënt is toegevoegd."), "info")
     return redirect(url_for("pages.client", client_id=client["id"]))
 
 
@@ -421,7 +431,7 @@ def client(client_id: str):
         with services() as rpc:
             result = rpc.documents.list(principal(), client_id, access_point())
     except Forbidden as exc:
-        return render_template("error.html", me=me, status=403, message=exc.message), 403
+        return render_template("error.html", me=me, status=403, message=error_text(exc)), 403
     form, errors = refusal()
     return render_template(
         "client.html",
@@ -451,14 +461,15 @@ def upload(client_id: str):
     except FORM_ERRORS as exc:
         if wants_json():
             raise
-        errors = {_upload_field(getattr(exc, "code", "")): exc.message}
+        errors = {_upload_field(getattr(exc, "code", "")): error_text(exc)}
         return refused("pages.client", errors, sent, client_id=client_id)
     except (NotFound, Forbidden) as exc:
         if wants_json():
             raise
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
         return redirect(url_for("pages.client", client_id=client_id))
-    label = current_app.config["DOCUMENT_TYPES"].get(placed["document_type"], "")
+    label = current_app.config["DOCUMENT_TYPES"].get(placed["document_type"])
+    label = _(label) if label else placed["document_type"]
     _placed(f"{placed['filename']} ({label})")
     if wants_json():
         return jsonify(api.public_document(placed)), 201
@@ -509,9 +520,9 @@ def delete(document_id: str):
         with services() as rpc:
             rpc.documents.delete(principal(), document_id, access_point())
     except (Forbidden, NotFound) as exc:
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
     else:
-        flash("Document verwijderd.", "info")
+        flash(_("Document verwijderd."), "info")
     return _back_to_client(client_id)
 
 
@@ -527,12 +538,16 @@ def move_removal_date(document_id: str):
             )
     except InvalidInput as exc:  # beside that document's date, with what she typed
         moving = {"move_document": document_id, "move_value": wanted}
-        return refused("pages.client", {"move": exc.message}, moving, client_id=client_id)
+        return refused("pages.client", {"move": error_text(exc)}, moving, client_id=client_id)
     except (Forbidden, NotFound) as exc:
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
     else:
         flash(
-            f"De verwijderdatum van {moved['filename']} is nu {dutch_date(moved['removal_date'])}.",
+            _(
+                "De verwijderdatum van %(filename)s is nu %(date)s.",
+                filename=moved["filename"],
+                date=dutch_date(moved["removal_date"]),
+            ),
             "info",
         )
     return _back_to_client(client_id)
@@ -544,7 +559,8 @@ AUDIT_FILTERS = ("client_id", "actor", "event", "van", "tot", "cursor")
 
 @bp.get("/audit")
 def audit():
-    """The log, newest first, in Dutch and local time; filters in the query string."""
+    """The log, newest first, in the page's language and local time; filters in the query
+    string."""
     me = _auditor()
     filters = {k: request.args.get(k, "").strip() for k in AUDIT_FILTERS}
     try:
@@ -554,7 +570,7 @@ def audit():
         with services() as rpc:
             result = rpc.audit.query(principal(), asked, access_point())
     except InvalidInput as exc:
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
         result = {"events": [], "next_cursor": None}
     waiting = left()
     lookup, errors = waiting.get("form") or {}, waiting.get("errors") or {}
@@ -566,7 +582,7 @@ def audit():
         lookup=lookup,
         errors=errors,
         found=found,
-        event_labels=EVENT_LABELS,
+        event_labels=translated(EVENT_LABELS),
         outcome_label=outcome_label,
         actor_label=actor_label,
         **result,
@@ -585,7 +601,7 @@ def audit_find_client():
     except InvalidInput as exc:
         return refused("pages.audit", _errors(exc), form)
     if not found:
-        message = (
+        message = _(
             "Geen cliënt gevonden met deze gegevens, ook niet onder de verwijderde. "
             "Wie werd toegevoegd voordat Overdracht dit bijhield, vindt u alleen met haar "
             "cliënt-id in het filter hieronder."
@@ -609,7 +625,7 @@ def audit_client(client_id: str):
         client_id=client_id,
         events=result["events"],
         truncated=result["truncated"],
-        event_labels=EVENT_LABELS,
+        event_labels=translated(EVENT_LABELS),
         outcome_label=outcome_label,
         actor_label=actor_label,
         printed=datetime.now(AMSTERDAM).isoformat(),
@@ -634,24 +650,25 @@ def audit_export():
 
 
 def audit_csv(events: list[dict[str, Any]]) -> str:
-    """One line per record: local time, Dutch names, and the codes beside them."""
+    """One line per record: local time, names in the page's language, and the codes
+    beside them."""
     out = io.StringIO()
     out.write("\ufeff")  # the BOM: Excel then reads UTF-8
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
     writer.writerow(
         [
-            "Volgnummer",
-            "Tijdstip",
-            "Gebeurtenis",
-            "Code",
-            "Wie",
-            "Gebruikersnaam",
-            "Cliënt",
-            "Document",
-            "Documenttype",
-            "Uitkomst",
-            "IP-adres",
-            "Event-id",
+            _("Volgnummer"),
+            _("Tijdstip"),
+            _("Gebeurtenis"),
+            _("Code"),
+            _("Wie"),
+            _("Gebruikersnaam"),
+            _("Cliënt"),
+            _("Document"),
+            _("Documenttype"),
+            _("Uitkomst"),
+            _("IP-adres"),
+            _("Event-id"),
         ]
     )
     types = current_app.config["DOCUMENT_TYPES"]
@@ -661,7 +678,7 @@ def audit_csv(events: list[dict[str, Any]]) -> str:
             [
                 e.get("seq"),
                 dutch_time(e.get("occurred_at")),
-                EVENT_LABELS.get(e.get("event"), e.get("event")),
+                str(EVENT_LABELS.get(e.get("event"), e.get("event") or "")),
                 e.get("event"),
                 actor_label(e.get("actor")),
                 (e.get("actor") or {}).get("username") or "",

@@ -11,31 +11,14 @@ import pytest
 from flask import Flask, request
 from werkzeug.test import EnvironBuilder
 
-from gateway import create_app, files
+from gateway import files
 from gateway.worker import TooSlow
-from ops import provision
-from ops.platform import generate_secrets
-from overdracht import config
 from overdracht.contracts import InvalidInput, TooLarge
 
 BOUNDARY = "----overdracht-test-boundary-7MA4YWxkTrZu0gW"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 DOCUMENTS_URL = "http://documents.invalid"
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def app(monkeypatch, tmp_path) -> Iterator[Flask]:
-    monkeypatch.setenv("OVERDRACHT_ENV_FILE", str(tmp_path / "no-env-file"))
-    for name, value in {**generate_secrets(), **provision.generate("ovdunit")}.items():
-        monkeypatch.setenv(name, value)  # nothing connects: the RPC pool starts empty
-    config._file_values.cache_clear()
-    app = create_app({"TESTING": True})
-    try:
-        yield app
-    finally:
-        app.extensions["rpc"].close()
-        config._file_values.cache_clear()
 
 
 class Recorder:
