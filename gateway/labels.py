@@ -54,6 +54,7 @@ EVENT_LABELS = {
     c.READ_WITHHELD: lazy_gettext("Antwoord niet gegeven"),
     c.AUDIT_READ: lazy_gettext("Auditlog gelezen"),
     c.AUDIT_EXPORTED: lazy_gettext("Auditlog geëxporteerd"),
+    c.AUDIT_PURGED: lazy_gettext("Oude auditregels verwijderd (bewaartermijn voorbij)"),
 }
 
 OUTCOME_LABELS = {

@@ -179,6 +179,36 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
+def _audit_purge(args: argparse.Namespace) -> int:
+    """Remove the audit records past their retention, as the audit database's owner."""
+    from services.audit.checkpoints import file_store
+    from services.audit.purge import PurgeRefused, cutoff, purge
+
+    as_of = date.today()
+    if args.as_of is not None:
+        if config.is_production():
+            print("--as-of is in productie niet toegestaan.", file=sys.stderr)
+            return 2
+        as_of = date.fromisoformat(args.as_of)
+    try:
+        key = config.private_key("audit_checkpoint")
+        before = cutoff(as_of, config.get_int("OVERDRACHT_AUDIT_RETENTION_YEARS"))
+    except (RuntimeError, PurgeRefused) as exc:
+        print(f"fout: {exc}; er is niets verwijderd.", file=sys.stderr)
+        return 2
+    engine = make_engine(config.database_owner_url("audit"), poolclass=sa.pool.NullPool)
+    try:
+        with Session(engine) as session, session.begin():
+            result = purge(session, file_store(), key, before)
+    except (PurgeRefused, OSError) as exc:
+        print(f"fout: {exc}; er is niets verwijderd.", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def _migrate(args: argparse.Namespace) -> int:
     from ops.provision import SERVICES_WITH_DATABASE, migrate
 
@@ -343,6 +373,13 @@ def parser() -> argparse.ArgumentParser:
         "verify", help="check the hash chain against the signed checkpoints; count parked events"
     )
     verify.set_defaults(run=_audit_verify)
+    purge = audit_cmds.add_parser(
+        "purge",
+        help="remove records older than OVERDRACHT_AUDIT_RETENTION_YEARS (at least 5; as the "
+        "database's owner, with a signed marker in the checkpoint store; audited)",
+    )
+    purge.add_argument("--as-of", help="YYYY-MM-DD; refused in production")
+    purge.set_defaults(run=_audit_purge)
 
     migrate = areas.add_parser("migrate", help="migrate every database (as its owner role)")
     migrate.set_defaults(run=_migrate)

@@ -31,6 +31,8 @@ SERVICES_WITH_DATABASE = ("auth", "clients", "documents", "audit")
 APPEND_ONLY: dict[str, tuple[str, ...]] = {
     "audit": ("audit_records", "rejected_events", "client_lookups")
 }
+#: Tables a runtime role may only read (what the operator's purge wrote).
+READ_ONLY: dict[str, tuple[str, ...]] = {"audit": ("audit_purges",)}
 
 _ROLE_OPTIONS = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT"
 
@@ -138,6 +140,10 @@ def grant_statements(service: str, runtime_role: str) -> list[sql.Composed]:
     if append_only:
         tables = sql.SQL(", ").join(sql.Identifier(t) for t in append_only)
         statements = [sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(tables, role)]
+        statements += [
+            sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(table), role)
+            for table in READ_ONLY.get(service, ())
+        ]
     else:
         statements = [
             sql.SQL(

@@ -103,6 +103,8 @@ DEFAULTS = {
     "OVERDRACHT_OUTBOX_RELAY_SECONDS": "2",
     "OVERDRACHT_AUDIT_CHECKPOINT_SECONDS": "60",
     "OVERDRACHT_AUDIT_CHECKPOINT_DIR": "var/audit-checkpoints",
+    # audit records are kept this long (at least five), whatever happens to documents
+    "OVERDRACHT_AUDIT_RETENTION_YEARS": "5",
     "OVERDRACHT_AMQP_CA_FILE": "",
     "OVERDRACHT_AMQP_CERT_FILE": "",
     "OVERDRACHT_AMQP_KEY_FILE": "",

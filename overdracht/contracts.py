@@ -75,6 +75,8 @@ ACCESS_DENIED = "access.denied"
 #: an auditor read the log (its filters, how many records) / exported it as CSV
 AUDIT_READ = "audit.read"
 AUDIT_EXPORTED = "audit.exported"
+#: the operator purged the records past their retention (detail: through, records, before)
+AUDIT_PURGED = "audit.purged"
 
 #: Which service publishes which events; the bus topology is declared from this.
 EVENT_SOURCES: dict[str, tuple[str, ...]] = {
@@ -117,7 +119,7 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
     ),
 }
 #: What the audit service records itself, straight into its chain: reading the log.
-AUDIT_OWN_EVENTS = (AUDIT_READ, AUDIT_EXPORTED)
+AUDIT_OWN_EVENTS = (AUDIT_READ, AUDIT_EXPORTED, AUDIT_PURGED)
 EVENT_NAMES = frozenset(
     [*(name for names in EVENT_SOURCES.values() for name in names), *AUDIT_OWN_EVENTS]
 )

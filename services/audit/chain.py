@@ -1,4 +1,8 @@
-"""The hash chain: each record's hash covers its envelope and the hash before it."""
+"""The hash chain: each record's hash covers its envelope and the hash before it.
+
+After a purge (services/audit/purge.py) the chain starts again after the last record
+removed: the first record kept links to that record's hash, kept in audit_purges.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.audit.models import AuditRecord
+from services.audit.models import AuditPurge, AuditRecord
 
 GENESIS = "0" * 64
 # one writer at a time extends the chain, whichever audit instance it runs in
-_CHAIN_LOCK = 7513
+CHAIN_LOCK = 7513
 
 
 def canonical(envelope: dict[str, Any]) -> bytes:
@@ -28,14 +32,12 @@ def link(prev_hash: str, envelope: dict[str, Any]) -> str:
 
 def append(session: Session, envelope: dict[str, Any]) -> bool:
     """Add one envelope at the chain's end; False when its event_id is already there."""
-    session.execute(sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK)))
+    session.execute(sa.select(sa.func.pg_advisory_xact_lock(CHAIN_LOCK)))
     event_id = uuid.UUID(str(envelope["event_id"]))
     if session.scalar(sa.select(AuditRecord.seq).where(AuditRecord.event_id == event_id)):
         return False
-    last = session.execute(
-        sa.select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
-    ).first()
-    seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
+    last, prev = head(session)
+    seq = last + 1
     actor = envelope.get("actor") or {}
     session.add(
         AuditRecord(
@@ -58,16 +60,29 @@ def append(session: Session, envelope: dict[str, Any]) -> bool:
 
 
 def head(session: Session) -> tuple[int, str]:
-    """The newest record's seq and hash; (0, GENESIS) while the chain is empty."""
+    """The newest record's seq and hash; after a purge that removed every record, the
+    purge's; (0, GENESIS) while the chain is empty."""
     last = session.execute(
         sa.select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
     ).first()
-    return (last.seq, last.hash) if last else (0, GENESIS)
+    return (last.seq, last.hash) if last else start(session)
+
+
+def start(session: Session) -> tuple[int, str]:
+    """Where the chain begins: after the newest purge, or at the genesis."""
+    purge = session.execute(
+        sa.select(AuditPurge.seq_through, AuditPurge.head)
+        .order_by(AuditPurge.seq_through.desc())
+        .limit(1)
+    ).first()
+    return (purge.seq_through, purge.head) if purge else (0, GENESIS)
 
 
 def verify(session: Session, batch: int = 1000) -> dict[str, Any]:
-    """Walk the whole chain; report the first record whose hash or link does not hold."""
-    prev, after, count = GENESIS, 0, 0
+    """Walk the whole chain (from where it begins, after any purge); report the first
+    record whose hash or link does not hold."""
+    after, prev = start(session)
+    count = 0
     while True:
         rows = session.scalars(
             sa.select(AuditRecord)

@@ -8,6 +8,11 @@ key the database never holds, and appends it to a store outside the database.
 `verify_against` holds the database against every checkpoint: a record a checkpoint
 covered that is now missing, edited or re-hashed is named. Records newer than the newest
 checkpoint (at most one interval's worth) are covered by the chain walk only.
+
+A purge of the oldest records (services/audit/purge.py) writes a signed marker to the
+same store first (`purged_through`, the last removed record's hash): records up to it
+may be missing, and the chain starts again after it. Records removed without such a
+marker are named like any other missing record.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from sqlalchemy.orm import Session
 
 from overdracht import config
 from services.audit import chain
-from services.audit.models import AuditRecord
+from services.audit.models import AuditPurge, AuditRecord
 
 FIELDS = ("records", "head", "at", "key_id")
+#: a purge's marker: the oldest records up to purged_through were removed on purpose
+PURGE_FIELDS = ("purged_through", "head", "at", "key_id")
 #: how many of the newest checkpoints the writer reads to find the one it extends
 RECENT = 32
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -153,10 +160,18 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 
 def sign(records: int, head: str, key: Ed25519PrivateKey, at: datetime | None = None) -> dict:
     """A checkpoint of a chain of `records` records whose newest hash is `head`."""
+    return _signed({"records": records, "head": head}, key, at)
+
+
+def sign_purge(through: int, head: str, key: Ed25519PrivateKey, at: datetime | None = None) -> dict:
+    """A purge's marker: records 1..through removed, the last of them hashed `head`."""
+    return _signed({"purged_through": through, "head": head}, key, at)
+
+
+def _signed(fields: dict[str, Any], key: Ed25519PrivateKey, at: datetime | None) -> dict:
     moment = (at or datetime.now(UTC)).astimezone(UTC)
     body = {
-        "records": records,
-        "head": head,
+        **fields,
         "at": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "key_id": key_id(key.public_key()),
     }
@@ -166,16 +181,19 @@ def sign(records: int, head: str, key: Ed25519PrivateKey, at: datetime | None = 
 def _describe(entry: Any, number: int) -> str:
     if isinstance(entry, dict) and "records" in entry and "at" in entry:
         return f"checkpoint {number} ({entry['records']} records, {entry['at']})"
+    if isinstance(entry, dict) and "purged_through" in entry and "at" in entry:
+        return f"checkpoint {number} (purge through {entry['purged_through']}, {entry['at']})"
     return f"checkpoint {number}"
 
 
 def untrusted_because(entry: Any, public_key: Ed25519PublicKey) -> str | None:
     """Why a stored entry is not a checkpoint signed with public_key; None when it is."""
+    shape = FIELDS if isinstance(entry, dict) and "records" in entry else PURGE_FIELDS
     if (
         not isinstance(entry, dict)
-        or set(entry) != {*FIELDS, "signature"}
-        or type(entry["records"]) is not int
-        or entry["records"] < 0
+        or set(entry) != {*shape, "signature"}
+        or type(entry[shape[0]]) is not int
+        or entry[shape[0]] < 0
         or not isinstance(entry["head"], str)
         or not _HEX64.fullmatch(entry["head"])
         or not all(isinstance(entry[k], str) for k in ("at", "key_id", "signature"))
@@ -185,11 +203,16 @@ def untrusted_because(entry: Any, public_key: Ed25519PublicKey) -> str | None:
     if entry["key_id"] != key_id(public_key):
         return f"was signed with key {entry['key_id']}, not the configured {key_id(public_key)}"
     try:
-        body = {k: entry[k] for k in FIELDS}
+        body = {k: entry[k] for k in shape}
         public_key.verify(bytes.fromhex(entry["signature"]), chain.canonical(body))
     except InvalidSignature:
         return "has an invalid signature"
     return None
+
+
+def heads(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The checkpoints of the chain's head among trusted entries (not purge markers)."""
+    return [e for e in entries if "records" in e]
 
 
 def trusted(
@@ -222,7 +245,7 @@ def write_checkpoint(
     """
     # the store before the head: every checkpoint read then covers records that exist now
     newest = max(
-        trusted(store.recent(RECENT), key.public_key())[0],
+        heads(trusted(store.recent(RECENT), key.public_key())[0]),
         key=lambda c: c["records"],
         default=None,
     )
@@ -240,9 +263,17 @@ def write_checkpoint(
 def _extends(
     session: Session, since: dict[str, Any] | None, upto: int, batch: int = 1000
 ) -> str | None:
-    """Why records 1..upto do not extend the checkpoint `since`; None when they do."""
+    """Why records 1..upto do not extend the checkpoint `since`; None when they do.
+
+    Records a purge removed are not looked for: the chain then starts after the purge.
+    """
     after, prev = (since["records"], since["head"]) if since else (0, chain.GENESIS)
-    if after:
+    start, start_head = chain.start(session)
+    if after <= start:
+        if after == start and after and prev != start_head:
+            return f"the purge's record {after} differs from the checkpoint of {since['at']}"
+        after, prev = start, start_head
+    elif after:
         covered = f"the checkpoint of {since['at']} covered {after} records"
         if after > upto:
             return f"{_span(upto + 1, after)} missing: {covered}"
@@ -282,14 +313,26 @@ def verify_against(
     problems lists what is wrong with the records first, then the untrusted checkpoints.
     """
     # the store before the database: every checkpoint read covers records that exist by then
-    checkpoints, untrusted = trusted(store.load(), public_key)
+    entries, untrusted = trusted(store.load(), public_key)
+    checkpoints = heads(entries)
+    marked = {(e["purged_through"], e["head"]) for e in entries if "purged_through" in e}
     walk = chain.verify(session)
     problems = []
+    purges = session.execute(
+        sa.select(AuditPurge.seq_through, AuditPurge.head).order_by(AuditPurge.seq_through)
+    ).all()
+    for purge in purges:
+        if (purge.seq_through, purge.head) not in marked:
+            problems.append(
+                f"records up to {purge.seq_through} were removed by a purge that no signed "
+                f"marker in {store} vouches for"
+            )
     if walk["broken_at"] is not None:
         problems.append(
             f"the hash chain breaks at record {walk['broken_at']}: "
             "a record there was edited, re-hashed or removed"
         )
+    start, start_head = chain.start(session)
     newest, _ = chain.head(session)
     covered = max((c["records"] for c in checkpoints), default=0)
     if not checkpoints and newest:
@@ -297,14 +340,23 @@ def verify_against(
             f"no trusted checkpoint in {store}, so none of the {newest} records is covered "
             "(is OVERDRACHT_AUDIT_CHECKPOINT_DIR right?)"
         )
-    seqs = sorted({c["records"] for c in checkpoints if c["records"]})
-    problems += compare(checkpoints, _hashes(session, seqs), missing(session, covered))
+    for checkpoint in checkpoints:  # the last record purged: its hash is the purge's
+        if start and checkpoint["records"] == start and checkpoint["head"] != start_head:
+            problems.append(
+                f"record {start}'s hash in the purge differs from the checkpoint of "
+                f"{checkpoint['at']}"
+            )
+    kept = [c for c in checkpoints if c["records"] > start]
+    seqs = sorted({c["records"] for c in kept})
+    gaps = [(max(first, start + 1), last) for first, last in missing(session, covered)]
+    problems += compare(kept, _hashes(session, seqs), [g for g in gaps if g[0] <= g[1]])
     problems += untrusted
     return {
         **walk,
         "ok": walk["ok"] and not problems,
         "checkpoints": len(checkpoints),
         "covered": covered,
+        "purged_through": start,
         "problems": problems,
     }
 

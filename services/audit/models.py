@@ -61,3 +61,17 @@ class ClientLookup(Base):
     birth_date: Mapped[date]
     hash: Mapped[str] = mapped_column(sa.String(64))
     recorded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class AuditPurge(Base):
+    """One purge of the oldest records (migration 0006): the chain starts again after
+    seq_through, its next record linking to `head`; a signed marker in the checkpoint
+    store vouches for it."""
+
+    __tablename__ = "audit_purges"
+
+    seq_through: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    head: Mapped[str] = mapped_column(sa.String(64))
+    removed: Mapped[int] = mapped_column(sa.BigInteger)
+    before: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    purged_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

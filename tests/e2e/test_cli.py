@@ -82,3 +82,23 @@ def test_audit_verify_checks_the_chain(harness):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["records"] > 0
+
+
+def test_audit_purge_keeps_five_years_and_runs_as_the_owner(harness, platform):
+    """Nothing on this platform is five years old: the purge removes nothing, and says so;
+    a retention under five years is refused. (What a purge removes, and that the log
+    still holds after it: tests/integration/test_audit_purge.py.)"""
+    harness.provider()
+    result = harness.cli("audit", "purge")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["removed"] == 0
+    assert json.loads(harness.cli("audit", "verify").stdout)["ok"] is True
+
+    kept = platform.env.get("OVERDRACHT_AUDIT_RETENTION_YEARS", "5")
+    platform.env["OVERDRACHT_AUDIT_RETENTION_YEARS"] = "4"
+    try:
+        refused = harness.cli("audit", "purge")
+    finally:
+        platform.env["OVERDRACHT_AUDIT_RETENTION_YEARS"] = kept
+    assert refused.returncode == 2
+    assert "at least 5 years" in refused.stderr and "niets verwijderd" in refused.stderr

@@ -112,6 +112,7 @@ def test_an_intact_chain_verifies_including_records_newer_than_the_last_checkpoi
         "broken_at": None,
         "checkpoints": 1,
         "covered": 6,
+        "purged_through": 0,
         "problems": [],
     }
 
@@ -129,6 +130,7 @@ def test_deleted_newest_records_are_named(engine, store):
         "broken_at": None,
         "checkpoints": 1,
         "covered": 10,
+        "purged_through": 0,
         "problems": [
             f"records 8-10 are missing: the checkpoint of {checkpoint['at']} covered 10 records"
         ],

@@ -75,6 +75,10 @@ ATTACKS = [
     "SET session_replication_role = replica",
     "DROP TABLE audit_records",
     "DELETE FROM rejected_events",
+    # a purge's own switch (migration 0006) is for the owner: the role still cannot delete
+    "SET overdracht.audit_purge_through = '999999'; DELETE FROM audit_records",
+    "INSERT INTO audit_purges VALUES (999999, repeat('0', 64), 1, now(), now())",
+    "DELETE FROM audit_purges",
 ]
 
 
