@@ -43,6 +43,6 @@ translations: $(STAMP)        ## bring the English catalogue up to the code's te
 constraints:                  ## re-pin every transitive dependency after changing pyproject
 	$(PY) -m pip freeze --exclude-editable > constraints.txt
 
-clean:                        ## remove all local state: broker vhost and users, databases, var/, .venv/
-	test ! -x $(PY) || $(PY) -m ops.devserver clean
+clean: $(STAMP)               ## remove all local state: broker vhost and users, databases, var/, .venv/
+	$(PY) -m ops.devserver clean
 	rm -rf $(VENV) var

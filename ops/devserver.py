@@ -35,7 +35,9 @@ def stack() -> str:
 def ensure_env_file() -> None:
     """Generate development secrets and credentials once; later runs reuse them (and the data).
 
-    A file from an older version gets the settings it lacks appended.
+    A file from an older version gets the settings it lacks appended. Without the file (a
+    first run, or var/ deleted) the platform starts afresh: what an earlier run left under
+    this stack's names is removed first, since the secrets it was made with are gone.
     """
     path = config.env_file()
     have = set(dotenv_values(path)) if path.exists() else set()
@@ -43,6 +45,8 @@ def ensure_env_file() -> None:
     missing = {k: v for k, v in generated.items() if k not in have}
     if not missing:
         return
+    if not have and remove_stack() != 0:
+        raise SystemExit(2)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a") as out:
@@ -114,6 +118,14 @@ def clean() -> int:
     The names come from the stack, so this also clears what an older version, or a run
     whose var/ is already gone, left behind under them.
     """
+    if remove_stack() != 0:
+        return 2
+    print("Overdracht: vhost, broker users, databases and roles verwijderd.", flush=True)
+    return 0
+
+
+def remove_stack() -> int:
+    """Remove this development stack's vhost, broker users, databases and roles."""
     if config.is_production():
         print("make clean weigert in productie: het verwijdert databases.", file=sys.stderr)
         return 2
@@ -126,7 +138,6 @@ def clean() -> int:
             "OVERDRACHT_RABBITMQ_NODE": config.get("OVERDRACHT_RABBITMQ_NODE"),
         }
     )
-    print("Overdracht: vhost, broker users, databases and roles verwijderd.", flush=True)
     return 0
 
 

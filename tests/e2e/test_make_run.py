@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -148,6 +149,19 @@ def test_make_run_starts_everything_and_ctrl_c_stops_all_of_it(tmp_path):
         finally:
             ctrl_c(process)
         assert not [pid for pid in restarted if alive(pid)]
+
+        # var/ deleted, the databases and the broker's share not: it starts afresh
+        shutil.rmtree(var)
+        process, afresh = start(env, tmp_path)
+        try:
+            renewed = dict(re.findall(r"^\s+zorgverlener\s+(\S+)\s+(\S+)$", afresh, re.M))
+            assert renewed.keys() == accounts.keys() and renewed != accounts
+            old_session = requests.get(
+                f"{base}/me", headers={"Authorization": f"Bearer {token}"}, timeout=30
+            )
+            assert old_session.status_code == 401  # nothing of the earlier platform is left
+        finally:
+            ctrl_c(process)
     finally:
         # `make clean`'s first step: the broker's and the database server's share goes
         cleaned = subprocess.run(  # noqa: S603
