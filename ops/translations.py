@@ -9,6 +9,7 @@ stale, and the compiled file made from this catalogue.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 from pathlib import Path
@@ -30,24 +31,33 @@ METHODS = [("**/templates/**.html", "jinja2.ext:babel_extract"), ("**.py", "pyth
 
 def extracted() -> Catalog:
     """Every marked text in the sources, as a template catalogue (msgids only)."""
+    return _extract()[0]
+
+
+def _extract() -> tuple[Catalog, list[str]]:
+    """The template catalogue, and the texts Babel skipped (an f-string cannot be
+    translated as written: it must be a template with named values)."""
     template = Catalog(locale=None, project="Overdracht", msgid_bugs_address="")
-    for source in SOURCES:
-        found = extract_from_dir(
-            ROOT / source,
-            METHODS,
-            {"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}},
-            KEYWORDS,
-            strip_comment_tags=True,
-        )
-        for filename, lineno, message, comments, context in found:
-            template.add(
-                message,
-                None,
-                [(f"{source}/{filename}", lineno)],
-                auto_comments=comments,
-                context=context,
+    warnings = io.StringIO()
+    with contextlib.redirect_stderr(warnings):
+        for source in SOURCES:
+            found = extract_from_dir(
+                ROOT / source,
+                METHODS,
+                {"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}},
+                KEYWORDS,
+                strip_comment_tags=True,
             )
-    return template
+            for filename, lineno, message, comments, context in found:
+                template.add(
+                    message,
+                    None,
+                    [(f"{source}/{filename}", lineno)],
+                    auto_comments=comments,
+                    context=context,
+                )
+    skipped = [line.split(": warning")[0] for line in warnings.getvalue().splitlines()]
+    return template, [line for line in skipped if line]
 
 
 def current() -> Catalog:
@@ -76,9 +86,11 @@ def update() -> Catalog:
 def problems() -> list[str]:
     """What is wrong with the catalogue as committed; empty when it is whole."""
     catalogue = current()
+    template, skipped = _extract()
     ids = {m.id for m in catalogue if m.id}
-    wanted = {m.id for m in extracted() if m.id}
-    found = [f"not in the catalogue: {i!r}" for i in sorted(map(str, wanted - ids))]
+    wanted = {m.id for m in template if m.id}
+    found = [f"an f-string, which cannot be translated: {where}" for where in skipped]
+    found += [f"not in the catalogue: {i!r}" for i in sorted(map(str, wanted - ids))]
     found += [f"no longer used: {i!r}" for i in sorted(map(str, ids - wanted))]
     for message in catalogue:
         if not message.id:
@@ -95,8 +107,9 @@ def problems() -> list[str]:
 
 def main() -> int:
     update()
-    left = [p for p in problems() if not p.startswith("untranslated")]
-    untranslated = [p for p in problems() if p.startswith("untranslated")]
+    found = problems()
+    left = [p for p in found if not p.startswith("untranslated")]
+    untranslated = [p for p in found if p.startswith("untranslated")]
     print(f"{CATALOGUE.relative_to(ROOT)}: {len(untranslated)} texts to translate")
     for line in left + untranslated:
         print(f"  {line}")

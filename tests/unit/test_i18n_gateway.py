@@ -1,8 +1,8 @@
 """The gateway's own texts: Dutch as before by default, through the catalogue for English.
 
-The English here comes from a small catalogue made in the test (the real one may not be
-translated yet): what is checked is that the pages' Python asks the catalogue, puts the
-values in after translating, and keeps the API Dutch.
+The English here comes from a small catalogue made in the test, not the real one: what is
+checked is that the pages' Python asks the catalogue, puts the values in after
+translating, and keeps the API Dutch.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ ENGLISH = {
     "Niet gevonden.": "Not found.",
     "Het account van %(name)s is ontgrendeld.": "%(name)s's account is unlocked.",
 }
-MY_FILES = ("pages.py", "onboarding.py", "forms.py", "errors.py", "labels.py", "session.py")
+GATEWAY_FILES = ("pages.py", "onboarding.py", "forms.py", "errors.py", "labels.py", "session.py")
 
 
 @pytest.fixture
@@ -61,9 +61,9 @@ def in_english(app: Flask, path: str = "/overzicht"):
     return app.test_request_context(path, headers={"Cookie": f"{i18n.COOKIE}=en"})
 
 
-def test_my_files_have_no_text_the_extraction_skips_and_their_texts_are_found(capsys):
+def test_the_gateways_texts_are_found_by_extraction(capsys):
     found = set()
-    for name in MY_FILES:
+    for name in GATEWAY_FILES:
         path = translations.ROOT / "gateway" / name
         messages = extract_from_file("python", path, i18n.KEYWORDS)
         found |= {m[1] if isinstance(m[1], str) else m[1][0] for m in messages}
