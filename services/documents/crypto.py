@@ -334,6 +334,53 @@ def verify_ciphertext(source: BinaryIO, size: int, sha256: str) -> None:
         raise IntegrityError("the stored object differs from the ciphertext stored at upload")
 
 
+class _Digesting(RawReader):
+    """A source passed through SHA-256, and counted, as it is read."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        super().__init__()
+        self._source = source
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
+
+    def close(self) -> None:
+        if not self.closed:
+            self._source.close()
+        super().close()
+
+
+def decrypt_held(
+    data_key: StreamingAead,
+    source: BinaryIO,
+    document_id: uuid.UUID,
+    size: int,
+    stored: tuple[str, int],
+) -> Iterator[bytes]:
+    """Decrypt a whole object in one read, its last piece held back until the object is
+    known to be, byte for byte, what the upload stored (`stored`: its SHA-256 and length).
+
+    Every piece passed on is authenticated (Tink, segment by segment) and the plaintext
+    must come to size bytes; so an object changed anywhere ends in IntegrityError before
+    its last piece: never in a whole document. Closes the source.
+    """
+    digesting = _Digesting(source)
+    held = None
+    for chunk in counted(decrypt(data_key, digesting, document_id), size):
+        if held is not None:
+            yield held
+        held = chunk
+    if (digesting.sha256.hexdigest(), digesting.size) != tuple(stored):
+        raise IntegrityError("the stored object differs from the ciphertext stored at upload")
+    if held is not None:
+        yield held
+
+
 def counted(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
     """Pass plaintext on; raise IntegrityError if it does not come to exactly size bytes."""
     seen = 0

@@ -40,9 +40,11 @@ class Document(Base):
     #: never leaves this service, and removing the row destroys it (crypto-shredding)
     wrapped_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
     master_key_id: Mapped[str] = mapped_column(sa.String(64))
-    #: SHA-256 of the stored object (the ciphertext) as written at upload: a download checks
-    #: the object against it before sending a byte. Absent for documents stored before it.
+    #: SHA-256 and length of the stored object (the ciphertext) as written at upload: a
+    #: download of a large document holds the object against them as it reads it once
+    #: (service._checked_body). Absent for documents stored before them.
     ciphertext_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    ciphertext_size: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     def as_dict(self) -> dict:
         return {

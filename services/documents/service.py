@@ -173,7 +173,9 @@ def _cut_on_failure(document_id: uuid.UUID, first: bytes, rest: Iterator[bytes])
         yield first
         yield from rest
     except IntegrityError as exc:
-        log.error("document %s changed while it was sent, connection cut: %s", document_id, exc)
+        log.error(
+            "document %s failed its check while it was sent, connection cut: %s", document_id, exc
+        )
         raise
     except Exception as exc:
         log.error("object store failed during a download: %s", type(exc).__name__)
@@ -511,8 +513,8 @@ class DocumentsService:
         data_key, wrapped = self.keys.new_data_key(ticket.document_id)
         encrypted = crypto.EncryptingReader(reader, data_key, ticket.document_id)
         try:
-            # the SHA-256 of what was stored: a large document is checked against it when read
-            stored_sha256 = self.storage.put(key, encrypted, digest=True)
+            # what was stored: a large document is held against it when it is read
+            stored = self.storage.put(key, encrypted, digest=True)
         except BrokenBody as exc:  # the store aborted the multipart upload it had begun
             return self._cut_off(ticket, reader, exc)
         except OverdrachtError as exc:
@@ -550,7 +552,8 @@ class DocumentsService:
             object_key=key,
             wrapped_key=wrapped.wrapped,
             master_key_id=wrapped.master_key_id,
-            ciphertext_sha256=stored_sha256,
+            ciphertext_sha256=stored.sha256,
+            ciphertext_size=stored.size,
         )
         try:
             with self.db.transaction() as tx:
@@ -641,21 +644,35 @@ class DocumentsService:
         return _error(exc)
 
     def _checked_body(self, document: Document) -> Iterable[bytes]:
-        """The document's plaintext; its stored object is checked whole before anything is sent.
+        """The document's plaintext: no byte of it unchecked, and never a whole document
+        from a stored object that changed.
 
-        Tink authenticates every 1 MiB segment, but the answer's status goes out before the
-        later segments are read. So the whole object is checked first. A small document is
-        decrypted to check it (every segment, the length, the SHA-256 recorded at upload)
-        and served from that read. A larger one is held against the SHA-256 of its
-        ciphertext recorded at upload (without decrypting; one stored before that digest
-        existed is decrypted to check it), then decrypted as it is sent, pinned to the
-        checked object by its ETag and authenticated segment by segment: if it changed
-        after all, the connection is cut rather than an unchecked byte sent.
+        Tink authenticates every 1 MiB segment as it decrypts, but the answer's status goes
+        out before the later segments are read.
+        - A small document is decrypted whole to check it (every segment, the length, the
+          SHA-256 recorded at upload) and served from that read.
+        - A larger one is read once. Its object must have the length written at upload, or
+          it is refused before the answer; the first segment is authenticated before the
+          answer, every other one before it is sent, and the last piece is held back until
+          the whole object matched the SHA-256 written at upload. An object changed in a
+          later segment ends in a cut connection after authenticated bytes only (and the
+          delivery is recorded as failed), never in a whole document.
+        - A large document stored before the object's length was recorded is checked
+          whole first (the ciphertext's SHA-256, or decrypting it), then read again as it
+          is sent, pinned to the checked object by its ETag.
         """
         data_key = self.keys.data_key(
             WrappedKey(document.master_key_id, document.wrapped_key), document.id
         )
         source = self.storage.open(document.object_key)
+        stored = (document.ciphertext_sha256, document.ciphertext_size)
+        if document.size > INLINE_BYTES and None not in stored:
+            if source.length != document.ciphertext_size:
+                source.close()
+                raise IntegrityError("the stored object's length differs from the one stored")
+            chunks = crypto.decrypt_held(data_key, source, document.id, document.size, stored)
+            first = next(chunks, b"")  # the first segment is authenticated before the answer
+            return _cut_on_failure(document.id, first, chunks)
         etag = source.etag
         if document.size > INLINE_BYTES and document.ciphertext_sha256:
             crypto.verify_ciphertext(source, document.size, document.ciphertext_sha256)

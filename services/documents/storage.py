@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import urllib3
 import urllib3.connection
@@ -78,18 +78,18 @@ class BlobStore:
         if not self.client.bucket_exists(self.bucket):
             self.client.make_bucket(self.bucket)
 
-    def put(self, key: str, stream: BinaryIO, digest: bool = False) -> str | None:
+    def put(self, key: str, stream: BinaryIO, digest: bool = False) -> Stored | None:
         """Store a stream of unknown length; a failed read aborts the multipart upload.
 
-        With digest, returns the SHA-256 of the bytes stored (documents checks a large
-        object against it before serving it).
+        With digest, returns the SHA-256 and the length of the bytes stored (documents
+        holds a large object against them as it serves it).
         """
         source = _Hashing(stream) if digest else stream
         with self._puts:
             self.client.put_object(
                 self.bucket, key, source, length=-1, part_size=PART_SIZE, num_parallel_uploads=1
             )
-        return source.hexdigest() if isinstance(source, _Hashing) else None
+        return source.stored() if isinstance(source, _Hashing) else None
 
     def get(self, key: str, chunk_size: int = 256 * 1024) -> Iterator[bytes]:
         """Stream an object's bytes; the connection is released when the iterator ends."""
@@ -159,20 +159,29 @@ class BlobStore:
         self.client._abort_multipart_upload(self.bucket, key, upload_id)  # noqa: SLF001
 
 
+class Stored(NamedTuple):
+    """What a put stored: the SHA-256 and the length of its bytes."""
+
+    sha256: str
+    size: int
+
+
 class _Hashing:
-    """A stream passed through SHA-256 as it is read."""
+    """A stream passed through SHA-256 (and counted) as it is read."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
         self._sha256 = hashlib.sha256()
+        self._size = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)
         self._sha256.update(data)
+        self._size += len(data)
         return data
 
-    def hexdigest(self) -> str:
-        return self._sha256.hexdigest()
+    def stored(self) -> Stored:
+        return Stored(self._sha256.hexdigest(), self._size)
 
 
 class ObjectReader(RawReader):
@@ -182,6 +191,8 @@ class ObjectReader(RawReader):
         super().__init__()
         self._response = response
         self.etag: str | None = response.headers.get("ETag")
+        length = response.headers.get("Content-Length")
+        self.length: int | None = int(length) if length and length.isdigit() else None
 
     def read(self, size: int = -1) -> bytes:
         return self._response.read(None if size < 0 else size)

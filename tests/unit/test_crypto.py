@@ -317,14 +317,25 @@ class Versions:
     def open(self, key: str, etag: str | None = None) -> io.BytesIO:
         if etag is not None and self._honours_if_match:  # it changed since: 412
             raise S3Error(None, "PreconditionFailed", "changed", key, "r", "h")
-        reader = io.BytesIO(self._versions.pop(0))
+        data = self._versions.pop(0)
+        reader = io.BytesIO(data)
         reader.etag = '"v1"'
+        reader.length = len(data)
         return reader
 
+    @property
+    def unread(self) -> int:
+        return len(self._versions)
 
-def _checked_body(monkeypatch, keys, sealed, store, digest: bool = True) -> list:
-    """The download path for a document larger than INLINE_BYTES (lowered to 1 MiB here),
-    stored with the ciphertext's SHA-256 (or before that was recorded: digest=False)."""
+
+#: how a large document was stored: with the ciphertext's SHA-256 and length (read once),
+#: with its SHA-256 only, or before either was recorded (both: checked whole, read again)
+ONE_READ, DIGEST_ONLY, NEITHER = "one-read", "ciphertext-digest", "decrypted"
+LEGACY = [DIGEST_ONLY, NEITHER]
+
+
+def _checked_body(monkeypatch, keys, sealed, store, stored: str = ONE_READ) -> list:
+    """The download path for a document larger than INLINE_BYTES (lowered to 1 MiB here)."""
     from services.documents import service
 
     document_id, _, wrapped, body, ciphertext = sealed
@@ -336,46 +347,105 @@ def _checked_body(monkeypatch, keys, sealed, store, digest: bool = True) -> list
         object_key=f"documents/{document_id}",
         size=len(body),
         sha256=hashlib.sha256(body).hexdigest(),
-        ciphertext_sha256=hashlib.sha256(ciphertext).hexdigest() if digest else None,
+        ciphertext_sha256=hashlib.sha256(ciphertext).hexdigest() if stored != NEITHER else None,
+        ciphertext_size=len(ciphertext) if stored == ONE_READ else None,
     )
     worker = SimpleNamespace(keys=keys, storage=store)
     return service.DocumentsService._checked_body(worker, document)
 
 
-@pytest.mark.parametrize("digest", [True, False], ids=["ciphertext-digest", "decrypted"])
-def test_a_large_document_is_checked_then_sent_again_from_the_checked_object(
-    monkeypatch, keys, sealed, digest
+def test_a_large_document_is_read_once_and_sent_whole(monkeypatch, keys, sealed):
+    _, _, _, body, ciphertext = sealed
+    store = Versions(ciphertext, ciphertext)
+    assert b"".join(_checked_body(monkeypatch, keys, sealed, store)) == body
+    assert store.unread == 1
+
+
+@pytest.mark.parametrize("stored", LEGACY)
+def test_a_large_document_stored_before_its_length_is_checked_then_sent_again(
+    monkeypatch, keys, sealed, stored
 ):
     _, _, _, body, ciphertext = sealed
     store = Versions(ciphertext, ciphertext)
-    chunks = _checked_body(monkeypatch, keys, sealed, store, digest)
-    assert b"".join(chunks) == body
+    chunks = _checked_body(monkeypatch, keys, sealed, store, stored)
+    assert b"".join(chunks) == body and store.unread == 0
 
 
-@pytest.mark.parametrize("digest", [True, False], ids=["ciphertext-digest", "decrypted"])
-def test_an_altered_large_object_is_refused_before_anything_is_sent(
-    monkeypatch, keys, sealed, digest
+def test_read_once_an_object_changed_early_or_of_another_length_is_refused_before_the_answer(
+    monkeypatch, keys, sealed
+):
+    _, _, _, _, ciphertext = sealed
+    for where in (5, 100):  # the header, the first segment
+        altered = bytearray(ciphertext)
+        altered[where] ^= 1
+        with pytest.raises(IntegrityError):
+            _checked_body(monkeypatch, keys, sealed, Versions(bytes(altered)))
+    for cut in (b"", ciphertext[:-1], ciphertext[:SEGMENT], ciphertext + b"\x00"):
+        with pytest.raises(IntegrityError):
+            _checked_body(monkeypatch, keys, sealed, Versions(cut))
+
+
+def test_read_once_an_object_changed_late_is_cut_off_before_its_last_piece(
+    monkeypatch, keys, sealed
+):
+    _, _, _, body, ciphertext = sealed
+    for where in (-100, -1):  # the last segment, its tag
+        altered = bytearray(ciphertext)
+        altered[where] ^= 1
+        sent = []
+        with pytest.raises(IntegrityError):
+            for chunk in _checked_body(monkeypatch, keys, sealed, Versions(bytes(altered))):
+                sent.append(chunk)
+        assert sent and body.startswith(b"".join(sent)) and len(b"".join(sent)) < len(body)
+
+
+def test_read_once_the_last_piece_waits_for_the_whole_objects_digest(monkeypatch, keys, sealed):
+    """Authentic segments that are not the object stored (the digest differs): the last
+    piece is not sent. Here the row's digest is what differs, as a forged object would."""
+    from services.documents import service
+
+    _, _, _, body, ciphertext = sealed
+    monkeypatch.setattr(
+        service.crypto, "decrypt_held", _with_other_digest(service.crypto.decrypt_held)
+    )
+    sent = []
+    with pytest.raises(IntegrityError, match="differs from the ciphertext"):
+        for chunk in _checked_body(monkeypatch, keys, sealed, Versions(ciphertext)):
+            sent.append(chunk)
+    assert body.startswith(b"".join(sent)) and len(b"".join(sent)) < len(body)
+
+
+def _with_other_digest(decrypt_held):
+    def held(data_key, source, document_id, size, stored):
+        return decrypt_held(data_key, source, document_id, size, ("0" * 64, stored[1]))
+
+    return held
+
+
+@pytest.mark.parametrize("stored", LEGACY)
+def test_a_legacy_large_object_altered_is_refused_before_anything_is_sent(
+    monkeypatch, keys, sealed, stored
 ):
     _, _, _, _, ciphertext = sealed
     for where in (5, 100, -100, -1):
         altered = bytearray(ciphertext)
         altered[where] ^= 1
         with pytest.raises(IntegrityError):
-            _checked_body(monkeypatch, keys, sealed, Versions(bytes(altered)), digest)
+            _checked_body(monkeypatch, keys, sealed, Versions(bytes(altered)), stored)
     for cut in (b"", ciphertext[:-1], ciphertext[:SEGMENT], ciphertext + b"\x00"):
         with pytest.raises(IntegrityError):
-            _checked_body(monkeypatch, keys, sealed, Versions(cut), digest)
+            _checked_body(monkeypatch, keys, sealed, Versions(cut), stored)
 
 
-@pytest.mark.parametrize("digest", [True, False], ids=["ciphertext-digest", "decrypted"])
-def test_an_object_changed_after_its_check_is_refused_or_cut_off(monkeypatch, keys, sealed, digest):
+@pytest.mark.parametrize("stored", LEGACY)
+def test_an_object_changed_after_its_check_is_refused_or_cut_off(monkeypatch, keys, sealed, stored):
     _, _, _, body, ciphertext = sealed
     early, late = bytearray(ciphertext), bytearray(ciphertext)
     early[100] ^= 1
     late[-100] ^= 1
 
     def checked(store):
-        return _checked_body(monkeypatch, keys, sealed, store, digest)
+        return _checked_body(monkeypatch, keys, sealed, store, stored)
 
     # the store pins the version checked: refused before the answer begins
     with pytest.raises(IntegrityError):

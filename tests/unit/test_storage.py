@@ -31,9 +31,9 @@ class Client:
 def test_the_digest_is_that_of_what_was_stored(size):
     body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
     client = Client()
-    digest = BlobStore(client, "bucket").put("documents/a", io.BytesIO(body), digest=True)
+    stored = BlobStore(client, "bucket").put("documents/a", io.BytesIO(body), digest=True)
     assert client.objects["documents/a"] == body
-    assert digest == hashlib.sha256(body).hexdigest()
+    assert stored == (hashlib.sha256(body).hexdigest(), size)
 
 
 def test_without_digest_nothing_is_hashed():
