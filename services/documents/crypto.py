@@ -32,7 +32,7 @@ from tink import aead, json_proto_keyset_format, proto_keyset_format, secret_key
 from tink import streaming_aead as tink_streaming
 
 from overdracht import config
-from services.documents.streams import RawReader
+from services.documents.streams import Hashing, RawReader
 
 aead.register()
 tink_streaming.register()
@@ -334,27 +334,6 @@ def verify_ciphertext(source: BinaryIO, size: int, sha256: str) -> None:
         raise IntegrityError("the stored object differs from the ciphertext stored at upload")
 
 
-class _Digesting(RawReader):
-    """A source passed through SHA-256, and counted, as it is read."""
-
-    def __init__(self, source: BinaryIO) -> None:
-        super().__init__()
-        self._source = source
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._source.read(size)
-        self.sha256.update(data)
-        self.size += len(data)
-        return data
-
-    def close(self) -> None:
-        if not self.closed:
-            self._source.close()
-        super().close()
-
-
 def decrypt_held(
     data_key: StreamingAead,
     source: BinaryIO,
@@ -369,13 +348,13 @@ def decrypt_held(
     must come to size bytes; so an object changed anywhere ends in IntegrityError before
     its last piece: never in a whole document. Closes the source.
     """
-    digesting = _Digesting(source)
+    read = Hashing(source)
     held = None
-    for chunk in counted(decrypt(data_key, digesting, document_id), size):
+    for chunk in counted(decrypt(data_key, read, document_id), size):
         if held is not None:
             yield held
         held = chunk
-    if (digesting.sha256.hexdigest(), digesting.size) != tuple(stored):
+    if read.stored() != tuple(stored):
         raise IntegrityError("the stored object differs from the ciphertext stored at upload")
     if held is not None:
         yield held

@@ -7,10 +7,9 @@ decrypts after it gets (crypto.py), so what is here is what the store holds.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 
 import urllib3
 import urllib3.connection
@@ -20,7 +19,7 @@ from minio.error import S3Error
 from nameko.extensions import DependencyProvider
 
 from overdracht import config
-from services.documents.streams import RawReader
+from services.documents.streams import Hashing, RawReader, Stored
 
 PART_SIZE = 8 * 1024 * 1024
 
@@ -84,12 +83,12 @@ class BlobStore:
         With digest, returns the SHA-256 and the length of the bytes stored (documents
         holds a large object against them as it serves it).
         """
-        source = _Hashing(stream) if digest else stream
+        source = Hashing(stream) if digest else stream
         with self._puts:
             self.client.put_object(
                 self.bucket, key, source, length=-1, part_size=PART_SIZE, num_parallel_uploads=1
             )
-        return source.stored() if isinstance(source, _Hashing) else None
+        return source.stored() if isinstance(source, Hashing) else None
 
     def get(self, key: str, chunk_size: int = 256 * 1024) -> Iterator[bytes]:
         """Stream an object's bytes; the connection is released when the iterator ends."""
@@ -157,31 +156,6 @@ class BlobStore:
     def abort_upload(self, key: str, upload_id: str) -> None:
         """Abort an unfinished multipart upload: its parts are freed."""
         self.client._abort_multipart_upload(self.bucket, key, upload_id)  # noqa: SLF001
-
-
-class Stored(NamedTuple):
-    """What a put stored: the SHA-256 and the length of its bytes."""
-
-    sha256: str
-    size: int
-
-
-class _Hashing:
-    """A stream passed through SHA-256 (and counted) as it is read."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self._sha256 = hashlib.sha256()
-        self._size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self._sha256.update(data)
-        self._size += len(data)
-        return data
-
-    def stored(self) -> Stored:
-        return Stored(self._sha256.hexdigest(), self._size)
 
 
 class ObjectReader(RawReader):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import filetype
 
@@ -98,3 +98,31 @@ class RawReader(io.RawIOBase):
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+class Stored(NamedTuple):
+    """Bytes as they were stored (or read): their SHA-256 and their length."""
+
+    sha256: str
+    size: int
+
+
+class Hashing:
+    """A stream passed through SHA-256, and counted, as it is read."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._sha256 = hashlib.sha256()
+        self._size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._sha256.update(data)
+        self._size += len(data)
+        return data
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def stored(self) -> Stored:
+        return Stored(self._sha256.hexdigest(), self._size)
