@@ -474,8 +474,22 @@ def register_list(list_id: str):
 
 def _rows_translated(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """Rows of a provider list with auth's reason (rows[key], Dutch) in the page's
-    language, where the catalogue has it (a reason with values in it stays as it came)."""
-    return [{**row, key: gettext(row[key])} if row.get(key) else row for row in rows]
+    language: from its fields' texts, or its template and values, where auth sent them,
+    else the text itself where the catalogue has it. Only the line and the reason are
+    kept (they wait in the session cookie for the page)."""
+    return [
+        {k: v for k, v in row.items() if k not in ("fields", "template", "params")}
+        | ({key: _reason(row, key)} if row.get(key) else {})
+        for row in rows
+    ]
+
+
+def _reason(row: dict[str, Any], key: str) -> str:
+    if row.get("fields"):
+        return " ".join(gettext(text) for text in row["fields"].values())
+    if row.get("template"):
+        return gettext(row["template"], **(row.get("params") or {}))
+    return gettext(row[key])
 
 
 def _role(role: str) -> dict[str, Any]:

@@ -12,12 +12,14 @@ import csv
 import io
 from typing import Any
 
-from overdracht.contracts import N_, InvalidInput
+from overdracht.contracts import N_, InvalidInput, filled
 from services.auth.accounts import care_provider
 
 #: the largest list auth takes (the gateway's cap on a form is 64 KiB)
 MAX_BYTES = 256 * 1024
 MAX_ROWS = 2000
+#: a row whose address an earlier row has (value: that row's line)
+DUPLICATE = N_("Dit e-mailadres staat al op regel %(line)s.")
 
 #: column → the headers that name it (compared without case, spaces, dashes or dots)
 COLUMNS = {
@@ -122,15 +124,17 @@ def parse(raw: bytes | str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
         data = {c: record[i] if i < len(record) else "" for c, i in columns.items()}
         try:
             row = care_provider(data)
-        except InvalidInput as exc:
-            errors.append({"line": line, "message": exc.message})
+        except InvalidInput as exc:  # its fields: for the page to show in its language
+            errors.append({"line": line, "message": exc.message, "fields": exc.fields})
             continue
         if row["email"].lower() in seen:
+            earlier = {"line": seen[row["email"].lower()]}
             errors.append(
                 {
                     "line": line,
-                    "message": N_("Dit e-mailadres staat al op regel %(line)s.")
-                    % {"line": seen[row["email"].lower()]},
+                    "message": filled(DUPLICATE, earlier),
+                    "template": DUPLICATE,
+                    "params": earlier,
                 }
             )
             continue

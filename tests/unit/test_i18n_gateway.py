@@ -38,6 +38,9 @@ ENGLISH = {
     "Volgnummer": "Sequence number",
     "Niet gevonden.": "Not found.",
     "Het account van %(name)s is ontgrendeld.": "%(name)s's account is unlocked.",
+    "Dit e-mailadres staat al op regel %(line)s.": "Row %(line)s has this email address.",
+    "Ongeldig e-mailadres.": "Invalid email address.",
+    "Beroep ontbreekt.": "Profession missing.",
 }
 GATEWAY_FILES = ("pages.py", "onboarding.py", "forms.py", "errors.py", "labels.py", "session.py")
 
@@ -174,3 +177,25 @@ def test_a_service_error_on_a_page_is_shown_in_its_language(english):
     assert "Choose a date after 01-02-2027." in client.get("/test-fout").get_data(as_text=True)
     answer = client.get("/api/v1/test-fout").get_json()
     assert answer["error"]["message"] == "Kies een datum na 01-02-2027."
+
+
+def test_a_provider_lists_row_problems_are_shown_in_the_pages_language(english):
+    from gateway.onboarding import _rows_translated
+    from services.auth import lists
+
+    rows = [
+        {
+            "line": 3,
+            "message": "…",
+            "fields": {"email": "Ongeldig e-mailadres.", "profession": "Beroep ontbreekt."},
+        },
+        {"line": 4, "message": "…", "template": lists.DUPLICATE, "params": {"line": 2}},
+        {"line": 5, "message": "Niet gevonden."},
+    ]
+    with in_english(english):
+        shown = _rows_translated(rows, "message")
+    assert shown == [
+        {"line": 3, "message": "Invalid email address. Profession missing."},
+        {"line": 4, "message": "Row 2 has this email address."},
+        {"line": 5, "message": "Not found."},
+    ]

@@ -57,9 +57,10 @@ def test_lines_are_numbered_as_excel_shows_them():
     assert rows[1]["full_name"] == "Bea Bakker"
     [error] = errors
     assert error["line"] == 5
-    # every problem of the row at once, in Dutch
+    # every problem of the row at once, in Dutch, and each by its field
     for part in ("e-mailadres", "mobiel nummer", "Beroep"):
         assert part in error["message"]
+    assert set(error["fields"]) == {"email", "phone", "profession"}
 
 
 def test_the_same_address_twice_is_an_error_on_the_second():
@@ -71,7 +72,15 @@ def test_the_same_address_twice_is_an_error_on_the_second():
     rows, errors = lists.parse(raw)
 
     assert [r["line"] for r in rows] == [2]
-    assert errors == [{"line": 3, "message": "Dit e-mailadres staat al op regel 2."}]
+    assert errors == [
+        {
+            "line": 3,
+            "message": "Dit e-mailadres staat al op regel 2.",
+            # for a page in another language
+            "template": "Dit e-mailadres staat al op regel %(line)s.",
+            "params": {"line": 2},
+        }
+    ]
 
 
 @pytest.mark.parametrize(
