@@ -74,8 +74,17 @@ def compiled(catalogue: Catalog) -> bytes:
 def update() -> Catalog:
     """Bring the English catalogue up to the code, and compile it."""
     catalogue = current() if CATALOGUE.exists() else Catalog(locale="en")
+    created = catalogue.creation_date  # kept: a run that changes no text changes nothing
     catalogue.update(extracted(), no_fuzzy_matching=True)
     catalogue.obsolete.clear()
+    catalogue.creation_date = created
+    catalogue.project, catalogue.version = "Overdracht", ""
+    catalogue.msgid_bugs_address = catalogue.last_translator = ""
+    catalogue.language_team = "English"
+    catalogue.header_comment = (
+        "# The pages of Overdracht in English: `make translations` (ops/translations.py)."
+    )
+    catalogue.fuzzy = False
     CATALOGUE.parent.mkdir(parents=True, exist_ok=True)
     with CATALOGUE.open("wb") as handle:
         write_po(handle, catalogue, width=96, sort_output=True, omit_header=False)
