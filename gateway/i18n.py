@@ -91,12 +91,17 @@ def language() -> str:
     return str(get_locale() or DEFAULT)
 
 
+def _other_arguments() -> list[tuple[str, str]]:
+    """This page's query but the language."""
+    return [(k, v) for k, v in request.args.items(multi=True) if k != PARAMETER]
+
+
 def switch_language() -> Response | None:
     """`?lang=xx` on a page: remember it, and show the page again without it."""
     if request.method != "GET" or PARAMETER not in request.args or api_request():
         return None
     wanted = request.args.get(PARAMETER)
-    rest = [(k, v) for k, v in request.args.items(multi=True) if k != PARAMETER]
+    rest = _other_arguments()
     response = redirect(request.path + (f"?{urlencode(rest)}" if rest else ""))
     if wanted in LANGUAGES:
         response.set_cookie(
@@ -112,7 +117,7 @@ def switch_language() -> Response | None:
 
 def language_links() -> dict[str, Any]:
     """The other languages, each with this page's address in it."""
-    rest = [(k, v) for k, v in request.args.items(multi=True) if k != PARAMETER]
+    rest = _other_arguments()
     return {
         "language": language(),
         "other_languages": [
@@ -128,15 +133,20 @@ def language_links() -> dict[str, Any]:
 
 
 def error_text(exc: OverdrachtError) -> str:
-    """A service's error in the page's language (its values put in after translating;
-    a list of texts translated one by one, and listed as the language lists)."""
+    """A service's error in the page's language."""
+    return shown(exc.template, exc.params)
+
+
+def shown(template: str, params: dict[str, Any]) -> str:
+    """A service's Dutch template in the page's language, its values put in after
+    translating (a list of texts translated one by one, and listed as the language lists)."""
     values = {
         name: format_list([gettext(item) for item in value], locale=language())
         if isinstance(value, list)
         else value
-        for name, value in exc.params.items()
+        for name, value in params.items()
     }
-    return gettext(exc.template, **values)
+    return gettext(template, **values)
 
 
 def field_texts(fields: dict[str, str]) -> dict[str, str]:

@@ -23,7 +23,7 @@ from flask_babel import gettext as _
 
 from gateway.api import ACCOUNT_ACTIONS, csv_text
 from gateway.forms import refusal, refused, typed
-from gateway.i18n import error_text
+from gateway.i18n import error_text, field_texts, shown
 from gateway.labels import ROLE_LABELS, translated
 from gateway.session import (
     access_point,
@@ -486,9 +486,9 @@ def _rows_translated(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any
 
 def _reason(row: dict[str, Any], key: str) -> str:
     if row.get("fields"):
-        return " ".join(gettext(text) for text in row["fields"].values())
+        return " ".join(field_texts(row["fields"]).values())
     if row.get("template"):
-        return gettext(row["template"], **(row.get("params") or {}))
+        return shown(row["template"], row.get("params") or {})
     return gettext(row[key])
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from overdracht import config
-from overdracht.contracts import ROLES, OverdrachtError, sign_system_token
+from overdracht.contracts import OPERATOR_ACTOR, ROLES, OverdrachtError, sign_system_token
 from overdracht.db import make_engine, outbox_rows
 
 
@@ -59,7 +59,7 @@ def _provider_add(args: argparse.Namespace) -> int:
     else:
         password = getpass.getpass("Wachtwoord: ")
     data = {**_account_data(args), "password": password}
-    created = add_provider(data, {"type": "operator", "via": "cli"})
+    created = add_provider(data, OPERATOR_ACTOR)
     _print(created)
     return 0
 

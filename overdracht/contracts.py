@@ -143,6 +143,8 @@ ENVELOPE_FIELDS = (
 )
 
 SYSTEM_ACTOR: dict[str, Any] = {"type": "system"}
+#: the operator, at the `overdracht` command line
+OPERATOR_ACTOR: dict[str, Any] = {"type": "operator", "via": "cli"}
 
 
 def make_event(

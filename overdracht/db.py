@@ -275,11 +275,7 @@ class Database(DependencyProvider):
                 self._publish(event)
             session.execute(sa.delete(self.outbox).where(self.outbox.c.event_id.in_(ids)))
             if withheld and request is not None and self.answers is not None:
-                session.execute(
-                    sa.update(self.answers)
-                    .where(self.answers.c.request == request)
-                    .values(withheld=[])
-                )
+                self._settled(session, request)
 
     def _publish(self, event: dict[str, Any]) -> None:
         self.publisher.publish(
@@ -337,12 +333,14 @@ class Database(DependencyProvider):
                 session.execute(
                     sa.delete(self.outbox).where(self.outbox.c.event_id.in_(row.withheld))
                 )
-                session.execute(
-                    sa.update(self.answers)
-                    .where(self.answers.c.request == request)
-                    .values(withheld=[])
-                )
+                self._settled(session, request)
             return row.reply
+
+    def _settled(self, session: Session, request: str) -> None:
+        """The kept reply's withholdings are gone unpublished: its read was answered."""
+        session.execute(
+            sa.update(self.answers).where(self.answers.c.request == request).values(withheld=[])
+        )
 
     def purge_answers(self) -> int:
         """Drop replies nobody can ask for again: their callers stopped waiting."""

@@ -24,15 +24,13 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 
-from overdracht.contracts import AUDIT_PURGED, make_event
+from overdracht.contracts import AUDIT_PURGED, OPERATOR_ACTOR, make_event
 from services.audit import chain
 from services.audit.checkpoints import CheckpointStore, sign_purge, verify_against
 from services.audit.models import AuditPurge, AuditRecord, ClientLookup
 
 #: the least the log is kept (NEN 7513 asks for five years)
 MIN_YEARS = 5
-#: who purges: the operator, at the command line
-OPERATOR = {"type": "operator", "via": "cli"}
 
 
 class PurgeRefused(Exception):
@@ -94,5 +92,5 @@ def purge(
         "before": before.isoformat(),
         "lookups": lookups,
     }
-    chain.append(session, make_event(AUDIT_PURGED, actor=OPERATOR, detail=summary))
+    chain.append(session, make_event(AUDIT_PURGED, actor=OPERATOR_ACTOR, detail=summary))
     return summary

@@ -33,6 +33,7 @@ from overdracht.contracts import (
     BEHEERDER,
     COORDINATOR,
     N_,
+    OPERATOR_ACTOR,
     PROVIDER_ACTIVATED,
     PROVIDER_DEACTIVATED,
     PROVIDER_INVITED,
@@ -80,7 +81,6 @@ from services.auth.models import (
     Session,
 )
 
-OPERATOR_ACTOR = {"type": "operator", "via": "cli"}
 #: the roles a beheerder may give; an auditor or another beheerder only the operator (CLI)
 BEHEERDER_MAY_REGISTER = (ZORGVERLENER, COORDINATOR)
 #: SMS codes one activation link may have sent
