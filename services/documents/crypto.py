@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 import tink
+from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import Session
 from tink import aead, json_proto_keyset_format, proto_keyset_format, secret_key_access
@@ -252,6 +253,14 @@ class _Source(RawReader):
         super().close()
 
 
+#: Tink's bindings (pybind11) keep a per-thread stack of call frames. A read of the
+#: source from inside Tink may switch greenlets (a green socket read); were another
+#: greenlet then to call into Tink and be suspended there too, the first would return
+#: out of order and pybind11 aborts the whole process ("loader_life_support: internal
+#: error", seen under the fault suite's load). So one greenlet at a time decrypts.
+_IN_TINK = Semaphore(1)
+
+
 def decrypt(data_key: StreamingAead, source: BinaryIO, document_id: uuid.UUID) -> Iterator[bytes]:
     """The plaintext of an object, in CHUNK pieces, each from authenticated segments only.
 
@@ -262,8 +271,13 @@ def decrypt(data_key: StreamingAead, source: BinaryIO, document_id: uuid.UUID) -
     wrapped = _Source(source)
     try:
         try:
-            stream = data_key.new_decrypting_stream(wrapped, associated_data(document_id))
-            while chunk := stream.read(CHUNK):
+            with _IN_TINK:
+                stream = data_key.new_decrypting_stream(wrapped, associated_data(document_id))
+            while True:
+                with _IN_TINK:  # released between pieces: other downloads take turns
+                    chunk = stream.read(CHUNK)
+                if not chunk:
+                    break
                 yield chunk
         except tink.TinkError as exc:
             if wrapped.failure is not None:

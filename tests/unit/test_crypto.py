@@ -5,8 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import random
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -505,3 +509,49 @@ def test_verify_ciphertext_passes_on_a_failing_store_as_itself(sealed):
     _, _, _, body, ciphertext = sealed
     with pytest.raises(OSError):
         crypto.verify_ciphertext(Broken(OSError("store away")), len(body), "0" * 64)
+
+
+GREEN_DECRYPTS = """
+import eventlet
+eventlet.monkey_patch()
+import io, uuid
+from services.documents import crypto
+
+keys = crypto.MasterKeys("k1", {"k1": crypto.new_master_keyset()})
+document_id = uuid.uuid4()
+key, _ = keys.new_data_key(document_id)
+body = bytes(range(256)) * 4096 * 3
+ciphertext = crypto.EncryptingReader(io.BytesIO(body), key, document_id).read(-1)
+
+
+class GreenSocket(io.BytesIO):
+    # a read that lets other greenlets run, as a green socket read of the store does
+    def read(self, size=-1):
+        eventlet.sleep(0)
+        return super().read(4096)
+
+
+def download(_):
+    return b"".join(crypto.decrypt(key, GreenSocket(ciphertext), document_id)) == body
+
+
+print(all(eventlet.GreenPool().imap(download, range(8))))
+"""
+
+
+def test_downloads_decrypting_at_once_under_eventlet_do_not_abort_the_process(tmp_path):
+    """Tink's bindings abort the process when a greenlet suspended inside Tink is
+    overtaken by another one suspended there (documents died so under the fault suite)."""
+    script = tmp_path / "green_decrypts.py"
+    script.write_text(GREEN_DECRYPTS)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(  # noqa: S603 - our own script
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.strip() == "True"
