@@ -126,6 +126,20 @@ class AttributedEventHandler(EventHandler):
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
 
+    def handle_result(self, message: Any, worker_ctx: Any, result: Any, exc_info: Any) -> Any:
+        """Ack (or requeue); if the broker went away meanwhile, log it and carry on.
+
+        nameko catches only amqp's own ConnectionError here; a socket error (the broker
+        stopped while the event was being stored) would kill the whole container. The
+        event stays unacknowledged, the broker delivers it again, and audit stores each
+        event id once.
+        """
+        try:
+            return super().handle_result(message, worker_ctx, result, exc_info)
+        except Exception as exc:  # noqa: BLE001 - any failure to settle the message
+            log.error("event not acknowledged, it comes again: %s", type(exc).__name__)
+            return result, exc_info
+
 
 def event_handler(source: str, event: str = "#") -> Any:
     """Events of one source service (every one, or one name), requeued (never lost) when

@@ -9,7 +9,8 @@ outboxes are compared with what the users were told:
 - extra: an audit record of an action the user was told failed (or never asked for).
   A request cut off without any answer (its process was killed under it) may or may not
   have happened before the cut: its record is neither missing nor extra;
-- orphans: objects in the store without a document, unfinished multipart uploads;
+- orphans: objects in the store without a document, unfinished multipart uploads, still
+  there once the sweep could have removed them (leftover_wait);
 - stuck: outbox rows still waiting to reach audit.
 """
 
@@ -29,6 +30,7 @@ import requests
 
 from ops.platform import Platform
 from ops.provision import SERVICES_WITH_DATABASE, dsn
+from overdracht import config
 from tests.support import Api, Harness, in_weeks, mobile, pdf, valid_bsn
 
 KINDS = ("search", "add", "upload", "list", "download")
@@ -240,6 +242,19 @@ def orphans(platform: Platform) -> int:
     return len(keys - rows) + len(unfinished)
 
 
+def leftover_wait(platform: Platform) -> float:
+    """How long a leftover may stay: an upload cut off by a crash stays covered by its ticket
+    until the ticket lapses (an upload under way is never a leftover), then the next sweep
+    removes it."""
+
+    def setting(name: str) -> int:
+        return int(platform.env.get(name, config.DEFAULTS[name]))
+
+    return setting("OVERDRACHT_TICKET_TTL_SECONDS") + 2 * setting(
+        "OVERDRACHT_RETENTION_INTERVAL_SECONDS"
+    )
+
+
 def settle(check: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 60) -> Any:
     """Poll check until done(result) or timeout; the last result either way."""
     deadline = time.monotonic() + timeout
@@ -307,5 +322,5 @@ def books(platform: Platform, load: Steady, row: Row) -> Row:
     uploaded = {o for e, _, _, o in records if e == "document.uploaded"} - setup
     if created - made or uploaded - made:
         row.notes.append(f"recorded but told failed: {sorted((created | uploaded) - made)}")
-    row.orphans = settle(lambda: orphans(platform), lambda n: n == 0, timeout=30)
+    row.orphans = settle(lambda: orphans(platform), lambda n: n == 0, leftover_wait(platform))
     return row
