@@ -290,6 +290,40 @@ def _keys_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_auth_new(args: argparse.Namespace) -> int:
+    """Print auth's sealing keyset with a fresh primary key added to the configured keys."""
+    from services.auth.sealing import SETTING, SealingKeyError, new_keyset
+
+    try:
+        existing = config.get(SETTING)
+    except RuntimeError:  # none configured yet
+        existing = None
+    try:
+        print(f"{SETTING}={new_keyset(existing)}")
+    except SealingKeyError as exc:
+        print(f"fout: {exc}.", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _keys_auth_reseal(args: argparse.Namespace) -> int:
+    """Seal every authenticator secret again under the keyset's primary key (auth's database)."""
+    from services.auth.sealing import Sealer, reseal_all
+
+    try:
+        sealer = Sealer.from_config()
+    except (RuntimeError, ValueError) as exc:
+        print(f"fout: {exc}; er is niets gewijzigd.", file=sys.stderr)
+        return 2
+    engine = make_engine(config.database_url("auth"), poolclass=sa.pool.NullPool)
+    try:
+        result = reseal_all(engine, sealer, args.batch_size)
+    finally:
+        engine.dispose()
+    print(json.dumps(result, indent=2))
+    return 1 if result["failed"] else 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="overdracht", description=__doc__)
     areas = top.add_subparsers(dest="area", required=True)
@@ -400,7 +434,9 @@ def parser() -> argparse.ArgumentParser:
     setup.add_argument("service", choices=("auth", "clients", "documents", "audit"))
     setup.set_defaults(run=_db_setup_sql)
 
-    keys = areas.add_parser("keys", help="the master keys that wrap documents' data keys")
+    keys = areas.add_parser(
+        "keys", help="documents' master keys, and the keyset auth seals its secrets with"
+    )
     keys_cmds = keys.add_subparsers(dest="command", required=True)
     rotate = keys_cmds.add_parser(
         "rotate", help="re-wrap every data key under OVERDRACHT_MASTER_KEY_ID (idempotent)"
@@ -412,6 +448,15 @@ def parser() -> argparse.ArgumentParser:
     )
     new.add_argument("key_id", metavar="KEY_ID")
     new.set_defaults(run=_keys_new)
+    auth_new = keys_cmds.add_parser(
+        "auth-new", help="print auth's sealing keyset with a fresh primary key added"
+    )
+    auth_new.set_defaults(run=_keys_auth_new)
+    reseal = keys_cmds.add_parser(
+        "auth-reseal", help="seal every authenticator secret under the primary key (idempotent)"
+    )
+    reseal.add_argument("--batch-size", type=int, default=200, help="accounts per transaction")
+    reseal.set_defaults(run=_keys_auth_reseal)
     return top
 
 

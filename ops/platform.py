@@ -63,6 +63,7 @@ def instances(component: str, count: int) -> list[str]:
 def generate_secrets() -> dict[str, str]:
     """Fresh secrets for a development or test platform; production brings its own."""
     from overdracht.lookup import generate_lookup_keys
+    from services.auth.sealing import generate_sealing_keyset
     from services.documents.crypto import generate_master_keys
 
     return {
@@ -78,6 +79,7 @@ def generate_secrets() -> dict[str, str]:
         "OVERDRACHT_S3_SECRET_KEY": secrets.token_urlsafe(30),
         **generate_master_keys(),  # OVERDRACHT_MASTER_KEYS and _MASTER_KEY_ID
         **generate_lookup_keys(),  # the audit's client lookup: key pair and pepper
+        **generate_sealing_keyset(),  # auth's authenticator secrets, sealed at rest
     }
 
 

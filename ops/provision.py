@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 from psycopg2 import sql
@@ -249,18 +250,24 @@ def drop_database(url: str) -> None:
         )
 
 
+def alembic_config(service: str, url: str) -> Any:
+    """Alembic's configuration for a service's migrations, run on the database at url."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir(service)))
+    cfg.attributes["url"] = url
+    return cfg
+
+
 def migrate(service: str, url: str | None = None) -> None:
     """Bring the service's database to the newest revision as its owner; grant the runtime role.
 
     url, when given, is a database to migrate as is (a throw-away test database).
     """
     from alembic import command
-    from alembic.config import Config
 
     owner = url or config.database_owner_url(service)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(migrations_dir(service)))
-    cfg.attributes["url"] = owner
-    command.upgrade(cfg, "head")
+    command.upgrade(alembic_config(service, owner), "head")
     if url is None:
         grant_runtime(service, owner, config.database_url(service))

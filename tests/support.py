@@ -308,6 +308,17 @@ def shown_again(response: requests.Response, path: str) -> bool:
 
 
 @contextlib.contextmanager
+def settings(platform, values: dict[str, str]) -> Iterator[None]:
+    """These settings for processes started meanwhile (the CLI, a restarted service)."""
+    saved = {name: platform.env[name] for name in values}
+    platform.env.update(values)
+    try:
+        yield
+    finally:
+        platform.env.update(saved)
+
+
+@contextlib.contextmanager
 def restarted(platform, service: str, settings: dict[str, str]) -> Iterator[None]:
     """Run service with these settings meanwhile; the ones it had before afterwards."""
     saved = {name: platform.env.get(name) for name in settings}

@@ -47,9 +47,10 @@ class Provider(Base):
     #: a deactivated account logs in no more and keeps no session; its row stays for the record
     deactivated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     #: the authenticator app (services/auth/totp.py): its secret once confirmed, the one
-    #: being set up, and the last time step a code was accepted for (older ones are replays)
-    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
-    totp_pending: Mapped[str | None] = mapped_column(sa.String(64))
+    #: being set up (both sealed, services/auth/sealing.py), and the last time step a code
+    #: was accepted for (older ones are replays)
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(200))
+    totp_pending: Mapped[str | None] = mapped_column(sa.String(200))
     totp_pending_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     totp_enabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)

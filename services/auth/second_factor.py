@@ -10,6 +10,7 @@ it up (its principal has the role ENROLLING, which every service refuses).
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from overdracht import clock
 from overdracht.contracts import (
+    N_,
     PROVIDER_TOTP_ENROLLED,
     ROLES,
     SECOND_FACTOR_POLICY_CHANGED,
@@ -25,6 +27,7 @@ from overdracht.contracts import (
     Forbidden,
     InvalidInput,
     Unauthenticated,
+    Unavailable,
     make_event,
 )
 from overdracht.entrypoints import rpc
@@ -33,18 +36,39 @@ from services.auth.accounts import verify_password
 from services.auth.delivery import DeliveryFailed
 from services.auth.models import Provider, RecoveryCode, SecondFactorPolicy, Session
 from services.auth.onboarding import BEHEERDER_MAY_REGISTER, account_event
+from services.auth.sealing import CONFIRMED, PENDING, SealBroken, Sealer
+
+log = logging.getLogger(__name__)
 
 #: how long a secret offered for setting up the app stays the same
 SETUP_MINUTES = 10
+TOTP_UNREADABLE = N_(
+    "Uw authenticator-app kan nu niet worden gecontroleerd. Neem contact op met de helpdesk."
+)
 
 
 def _pending(provider: Provider | None, now: datetime) -> str | None:
-    """The secret being set up, unless it was offered too long ago."""
+    """The secret being set up (sealed), unless it was offered too long ago."""
     if provider is None or provider.totp_pending is None or provider.totp_pending_at is None:
         return None
     if provider.totp_pending_at + timedelta(minutes=SETUP_MINUTES) <= now:
         return None
     return provider.totp_pending
+
+
+def opened(sealer: Sealer, provider: Provider, column: str) -> str:
+    """A provider's secret out of its seal; a seal that does not open refuses the request
+    (nothing counted against her) and tells the operator."""
+    try:
+        return sealer.open(getattr(provider, column), provider.id, column)
+    except SealBroken:
+        log.error(
+            "provider %s: the sealed %s does not open (altered, or its key is no longer in"
+            " OVERDRACHT_AUTH_SEALING_KEYSET)",
+            provider.id,
+            column,
+        )
+        raise Unavailable(TOTP_UNREADABLE, "totp_unreadable") from None
 
 
 def _notice(name: str) -> str:
@@ -67,6 +91,7 @@ class SecondFactor:
     db: Any
     identity: Any
     mail: Any
+    sealer: Sealer
 
     @rpc
     def totp_setup(self, principal: str) -> dict:
@@ -84,8 +109,12 @@ class SecondFactor:
             if provider.totp_secret is not None:
                 raise Conflict("De authenticator-app is al ingesteld.", "totp_enabled")
             if _pending(provider, now) is None:
-                provider.totp_pending, provider.totp_pending_at = totp.new_secret(), now
-            secret, username = provider.totp_pending, provider.username
+                secret = totp.new_secret()
+                provider.totp_pending = self.sealer.seal(secret, provider.id, PENDING)
+                provider.totp_pending_at = now
+            else:
+                secret = opened(self.sealer, provider, PENDING)
+            username = provider.username
         uri = totp.provisioning_uri(secret, username)
         return {"secret": secret, "uri": uri, "qr_svg": totp.qr_svg(uri)}
 
@@ -110,17 +139,17 @@ class SecondFactor:
         codes = totp.new_recovery_codes()
         with self.db.transaction() as tx:
             provider = tx.session.get(Provider, who.provider_id, with_for_update=True)
-            secret = _pending(provider, now)
-            if secret is None:
+            if _pending(provider, now) is None:
                 raise Conflict(
                     "Start het instellen van de authenticator-app opnieuw.", "totp_not_started"
                 )
+            secret = opened(self.sealer, provider, PENDING)
             step = totp.matching_step(secret, code, now, None)
             if step is None:
                 raise InvalidInput(
                     "Deze code klopt niet. Typ de code die de app nu toont.", "wrong_code"
                 )
-            provider.totp_secret = secret
+            provider.totp_secret = self.sealer.seal(secret, provider.id, CONFIRMED)
             provider.totp_pending = provider.totp_pending_at = None
             provider.totp_enabled_at = now
             provider.totp_last_step = step

@@ -66,6 +66,7 @@ from services.auth.onboarding import (
     sms_body,
     too_soon,
 )
+from services.auth.sealing import CONFIRMED, Sealing
 
 MAX_USERNAME = 64
 #: the one answer for an unknown username, a wrong password and a locked account alike
@@ -175,6 +176,7 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
     sms = SmsSender()
     mail = MailSender()
     identity = Identity()
+    sealer = Sealing()
 
     # Only the gateway logs people in: each call carries a token signed with its own key.
 
@@ -585,10 +587,13 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
                 .values(used_at=now)
             ).rowcount
             return "recovery_code" if spent else None
-        step = totp.matching_step(provider.totp_secret, code, now, provider.totp_last_step)
+        secret = second_factor.opened(self.sealer, provider, CONFIRMED)
+        step = totp.matching_step(secret, code, now, provider.totp_last_step)
         if step is None:
             return None
         provider.totp_last_step = step
+        if not self.sealer.is_current(provider.totp_secret):  # sealed by a key being retired
+            provider.totp_secret = self.sealer.seal(secret, provider.id, CONFIRMED)
         return "totp"
 
     def _count_failure(self, tx, provider: Provider, access_point: dict, now: datetime) -> None:

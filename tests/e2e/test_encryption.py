@@ -12,7 +12,6 @@ import json
 import random
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import pytest
 import requests
@@ -25,7 +24,7 @@ from overdracht.db import make_engine
 from services.documents.crypto import generate_master_keys
 from services.documents.service import DAMAGED, INLINE_BYTES
 from services.documents.storage import BlobStore, make_client
-from tests.support import pdf
+from tests.support import pdf, settings
 
 MiB = 1024 * 1024
 KEY_SETTINGS = ("OVERDRACHT_MASTER_KEYS", "OVERDRACHT_MASTER_KEY_ID")
@@ -250,17 +249,6 @@ def test_deleting_a_document_destroys_its_key_and_its_object(harness, store, doc
 
 
 # --- rotation ------------------------------------------------------------------------------
-
-
-@contextmanager
-def settings(platform, values: dict[str, str]) -> Iterator[None]:
-    """These settings for processes started meanwhile (the CLI, a restarted service)."""
-    saved = {name: platform.env[name] for name in values}
-    platform.env.update(values)
-    try:
-        yield
-    finally:
-        platform.env.update(saved)
 
 
 def restart_documents(platform, values: dict[str, str]) -> None:

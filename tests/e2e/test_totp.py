@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyotp
 import pytest
+import sqlalchemy as sa
 
 from overdracht import config
-from tests.support import Api
+from overdracht.db import make_engine
+from services.auth.sealing import SETTING, Sealer
+from tests.support import Api, restarted, settings
 
 
 def sms_count(phone: str) -> int:
@@ -174,3 +179,117 @@ def test_a_beheerder_may_not_lift_the_app_for_her_own_role_but_the_operator_may(
         event="second_factor_policy.changed",
     )
     assert any(e["actor"]["type"] == "operator" for e in changes)
+
+
+# --- the secrets at rest (services/auth/sealing.py) ------------------------------------------
+
+
+@pytest.fixture
+def auth_db() -> Iterator[sa.Engine]:
+    """Auth's database as its runtime login sees it: what an insider with it can read."""
+    engine = make_engine(config.database_url("auth"), poolclass=sa.pool.NullPool)
+    yield engine
+    engine.dispose()
+
+
+def stored(auth_db: sa.Engine, username: str) -> sa.Row:
+    with auth_db.connect() as connection:
+        return connection.execute(
+            sa.text(
+                "SELECT id, totp_secret, totp_pending, failed_logins FROM providers"
+                " WHERE username = :username"
+            ),
+            {"username": username},
+        ).one()
+
+
+def next_code(app: pyotp.TOTP) -> str:
+    """The next step's code (enrolment and earlier logins spent this one's)."""
+    return app.at(datetime.now(UTC).timestamp() + 30)
+
+
+def code_after(app: pyotp.TOTP, used: int) -> str:
+    """The code of the step after the one last used, once it is within the window."""
+    while app.timecode(datetime.now(UTC)) < used:
+        time.sleep(0.5)
+    return app.generate_otp(used + 1)
+
+
+def test_auths_database_holds_no_secret_to_make_codes_with(harness, auth_db):
+    account = harness.account()
+    api = harness.login(account)
+    offered = api.post("/me/totp").json()["secret"]
+    row = stored(auth_db, account.username)
+    assert row.totp_secret is None and row.totp_pending is not None
+    assert offered not in row.totp_pending
+    app, _ = enrol(api)
+    assert app.secret == offered  # the same secret until she confirms it
+    row = stored(auth_db, account.username)
+    assert row.totp_pending is None
+    # neither the secret nor its bytes: sealed, not encoded
+    assert app.secret not in row.totp_secret
+    assert base64.b32decode(app.secret) not in base64.b64decode(row.totp_secret)
+
+
+def test_a_sealed_secret_copied_into_another_account_lets_nobody_in(harness, auth_db):
+    """An insider who can write auth's database puts her own app's secret in a colleague's
+    row: it does not open there, the login is refused and nothing counts against her."""
+    insider = harness.account()
+    app, _ = enrol(harness.login(insider))
+    colleague = harness.account()
+    enrol(harness.login(colleague))
+    before = stored(auth_db, colleague.username)
+
+    def put(sealed: str) -> None:
+        with auth_db.begin() as connection:
+            connection.execute(
+                sa.text("UPDATE providers SET totp_secret = :sealed WHERE username = :username"),
+                {"sealed": sealed, "username": colleague.username},
+            )
+
+    put(stored(auth_db, insider.username).totp_secret)
+    try:
+        _, refused = log_in_with(harness, colleague, lambda _: next_code(app))
+    finally:
+        put(before.totp_secret)  # hers again, for the tests that seal every secret anew
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "totp_unreadable"
+    assert stored(auth_db, colleague.username).failed_logins == before.failed_logins
+    assert (
+        "the sealed totp_secret does not open"
+        in (harness.platform.log_dir / "auth.log").read_text()
+    )
+
+
+def test_a_new_sealing_key_takes_over_and_the_old_one_can_go(harness, platform, auth_db):
+    account = harness.account()
+    app, _ = enrol(harness.login(account))
+    original = platform.env[SETTING]
+    made = harness.cli("keys", "auth-new")
+    assert made.returncode == 0, made.stderr
+    name, rotated = made.stdout.strip().split("=", 1)
+    assert name == SETTING and len(json.loads(rotated)["key"]) == 2
+    only_new = json.loads(rotated)
+    only_new["key"] = [k for k in only_new["key"] if k["keyId"] == only_new["primaryKeyId"]]
+    # back to the platform's own key afterwards: it is the primary again, the new one kept
+    back = {**json.loads(rotated), "primaryKeyId": json.loads(original)["primaryKeyId"]}
+    try:
+        with restarted(platform, "auth", {SETTING: rotated}):
+            # a login with the app seals her secret again, under the new primary key
+            used = app.timecode(datetime.now(UTC)) + 1
+            _, verified = log_in_with(harness, account, lambda _: app.generate_otp(used))
+            assert verified.status_code == 200, verified.text
+            assert Sealer(rotated).is_current(stored(auth_db, account.username).totp_secret)
+            with settings(platform, {SETTING: rotated}):
+                resealed = harness.cli("keys", "auth-reseal", "--batch-size", "3")
+            assert resealed.returncode == 0, resealed.stderr
+            result = json.loads(resealed.stdout)
+            assert result["failed"] == [] and result["already_current"] >= 1
+        with restarted(platform, "auth", {SETTING: json.dumps(only_new)}):
+            _, verified = log_in_with(harness, account, lambda _: code_after(app, used))
+            assert verified.status_code == 200, verified.text
+    finally:
+        with settings(platform, {SETTING: json.dumps(back)}):
+            restored = harness.cli("keys", "auth-reseal")
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["failed"] == []
