@@ -307,6 +307,20 @@ def shown_again(response: requests.Response, path: str) -> bool:
     )
 
 
+def principal_of(platform: Platform, api: Api) -> str:
+    """Her principal, asked of auth as the gateway asks it for each of her requests."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from overdracht.bus import standalone_replies
+    from overdracht.contracts import sign_system_token
+
+    token = api.headers["Authorization"].removeprefix("Bearer ")
+    caller = sign_system_token("gateway", config.private_key("gateway"), call="auth.authenticate")
+    settings = {"AMQP_URI": platform.env["OVERDRACHT_GATEWAY_AMQP_URI"], "serializer": "json"}
+    with ClusterRpcProxy(settings, reply_listener_cls=standalone_replies("gateway")) as rpc:
+        return rpc.auth.authenticate(caller, token)["principal"]
+
+
 @contextlib.contextmanager
 def settings(platform, values: dict[str, str]) -> Iterator[None]:
     """These settings for processes started meanwhile (the CLI, a restarted service)."""

@@ -284,14 +284,19 @@ class DocumentsService:
         return {"ticket": token, **document.as_dict()}
 
     @rpc
-    def delete(self, principal: str, document_id: str, access_point: dict) -> None:
-        """Withdraw a document: only within a relationship, and only its uploader."""
+    def delete(self, principal: str, document_id: str, access_point: dict) -> dict:
+        """Withdraw a document: only within a relationship, and only its uploader.
+
+        The reply is kept with the removal: handed over again after a crash, the request
+        gets it, not a 404 for the document its first run removed.
+        """
         who = self._zorgverlener(principal, access_point, DOCUMENT_DELETED, document_id)
         document = self._current(document_id)
         self._authorize(principal, str(document.client_id), DOCUMENT_DELETED, access_point)
         if str(document.uploaded_by) != who.provider_id:
             self._deny(who, access_point, document, "not_uploader")
             raise Forbidden("Alleen wie het document plaatste kan het verwijderen.", "not_uploader")
+        reply = {"deleted": str(document.id)}
         self._remove(
             document,
             make_event(
@@ -301,7 +306,9 @@ class DocumentsService:
                 subject=str(document.client_id),
                 object=_document_object(document),
             ),
+            reply=reply,
         )
+        return reply
 
     @rpc
     def move_removal_date(
@@ -774,8 +781,11 @@ class DocumentsService:
             raise NotFound("Document niet gevonden.")
         return document
 
-    def _remove(self, document: Document, event: dict, due_by: date | None = None) -> bool:
-        """Delete the row, its event and a pending removal together; then the object.
+    def _remove(
+        self, document: Document, event: dict, due_by: date | None = None, reply: Any = None
+    ) -> bool:
+        """Delete the row, its event, a pending removal and the reply (if any) together; then
+        the object.
 
         With due_by, only while the removal date is still on or before it: a provider may
         have moved it since the sweep looked. If the store is away the object stays listed
@@ -789,6 +799,8 @@ class DocumentsService:
             gone = tx.session.execute(removal).rowcount
             if gone:
                 tx.emit(event)
+                if reply is not None:
+                    tx.answer(reply)
                 tx.session.merge(
                     PendingRemoval(object_key=document.object_key, created_at=datetime.now(UTC))
                 )

@@ -25,12 +25,14 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from overdracht import config
 from overdracht.bus import SERVICES, standalone_replies
 from overdracht.contracts import (
+    Forbidden,
     Principal,
     Unauthenticated,
     sign_grant,
     sign_principal,
     sign_system_token,
 )
+from tests.support import principal_of, valid_bsn
 
 
 def rpc_methods() -> list[tuple[str, str, int]]:
@@ -95,6 +97,25 @@ def test_every_rpc_refuses_a_call_without_credentials(
     args = [credential] + [None] * (arity - 1)
     with pytest.raises(Unauthenticated):
         getattr(getattr(insider_rpc, service), method)(*args)
+
+
+@pytest.mark.parametrize("method", ["query", "export", "find_client"])
+def test_a_providers_own_principal_opens_no_auditor_call(harness, platform, insider_rpc, method):
+    """Her real principal, sent straight to audit by someone with a broker login: refused
+    by audit itself (not only by the gateway's pages), and the refusal recorded."""
+    api = harness.provider()
+    criteria = {"birth_date": "1990-01-01", "bsn": valid_bsn()}
+    argument = criteria if method == "find_client" else {}
+    with pytest.raises(Forbidden):
+        getattr(insider_rpc.audit, method)(
+            principal_of(platform, api), argument, {"ip": "192.0.2.9"}
+        )
+    denied = harness.audit_until(
+        lambda es: any(e["detail"].get("action") == f"audit.{method}" for e in es),
+        actor=api.account.username,
+        event="access.denied",
+    )
+    assert [(e["outcome"], e["detail"]["reason"]) for e in denied] == [("denied", "role")]
 
 
 def test_wiping_everything_through_retention_is_refused(harness, insider_rpc):
