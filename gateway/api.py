@@ -257,6 +257,12 @@ def register_provider_list(list_id: str):
     return jsonify(result)
 
 
+@bp.post("/provider-lists/<list_id>/reject")
+def reject_provider_list(list_id: str):
+    with services() as rpc:
+        return jsonify(rpc.auth.reject_provider_list(principal(), list_id, access_point()))
+
+
 @bp.get("/accounts")
 def accounts():
     filters = {k: request.args[k] for k in ("region", "role", "status", "q") if request.args.get(k)}

@@ -38,6 +38,7 @@ EVENT_LABELS = {
     c.SECOND_FACTOR_POLICY_CHANGED: lazy_gettext("Tweestapsbeleid gewijzigd"),
     c.PROVIDER_LIST_SUBMITTED: lazy_gettext("Lijst zorgverleners aangemeld"),
     c.PROVIDER_LIST_REGISTERED: lazy_gettext("Lijst zorgverleners geregistreerd"),
+    c.PROVIDER_LIST_REJECTED: lazy_gettext("Lijst zorgverleners afgewezen"),
     c.CLIENT_SEARCHED: lazy_gettext("Cliënt gezocht"),
     c.CLIENT_CREATED: lazy_gettext("Cliënt toegevoegd"),
     c.CLIENT_DELETED: lazy_gettext("Cliënt verwijderd (laatste document weg)"),

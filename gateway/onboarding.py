@@ -58,6 +58,7 @@ STATUS_LABELS = {
     "locked": lazy_gettext("Geblokkeerd"),
     "deactivated": lazy_gettext("Gedeactiveerd"),
     "registered": lazy_gettext("Geregistreerd"),
+    "rejected": lazy_gettext("Afgewezen"),
 }
 #: each action's button, and what is said once it is done (%(name)s: whose account)
 ACTION_LABELS = {
@@ -447,7 +448,7 @@ def register_list(list_id: str):
     try:
         with services() as rpc:
             result = rpc.auth.register_provider_list(principal(), list_id, access_point())
-    except NotFound as exc:
+    except (NotFound, Conflict) as exc:
         flash(error_text(exc), "error")
         return redirect(url_for("onboarding.lists"))
     registered, failed = len(result["registered"]), len(result["failed"])
@@ -469,7 +470,36 @@ def register_list(list_id: str):
             ),
             "error",
         )
+    if result.get("remaining"):  # more than one call's worth: the button takes the rest
+        flash(
+            ngettext(
+                "Nog %(num)d regel(s) te gaan: klik opnieuw op registreren.",
+                "Nog %(num)d regel(s) te gaan: klik opnieuw op registreren.",
+                result["remaining"],
+            ),
+            "info",
+        )
     return redirect(url_for("onboarding.provider_list", list_id=list_id))
+
+
+@bp.post("/beheer/lijsten/<list_id>/afwijzen")
+def reject_list(list_id: str):
+    _role(BEHEERDER)
+    try:
+        with services() as rpc:
+            result = rpc.auth.reject_provider_list(principal(), list_id, access_point())
+    except (NotFound, Conflict) as exc:
+        flash(error_text(exc), "error")
+        return redirect(url_for("onboarding.lists"))
+    flash(
+        ngettext(
+            "Lijst afgewezen; %(num)d regel(s) verwijderd.",
+            "Lijst afgewezen; %(num)d regel(s) verwijderd.",
+            result["discarded"],
+        ),
+        "info",
+    )
+    return redirect(url_for("onboarding.lists"))
 
 
 def _rows_translated(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:

@@ -87,11 +87,33 @@ def _provider_import(args: argparse.Namespace) -> int:
         with open(args.file, "rb") as source:
             text = decode(source.read())
         result = _rpc("auth", "import_provider_list", args.region, args.file, text)
+    # a long list takes several calls, each within the RPC timeout
+    while result.get("remaining"):
+        print(
+            f"{len(result['registered'])} geregistreerd, nog {result['remaining']} te gaan …",
+            file=sys.stderr,
+        )
+        more = _rpc("auth", "register_provider_list", result.get("list_id") or args.list)
+        if more["remaining"] >= result["remaining"]:  # took nothing: the timeout is too short
+            print("fout: de registratie kwam niet verder; probeer het opnieuw", file=sys.stderr)
+            return 1
+        result = {
+            **result,
+            "registered": result["registered"] + more["registered"],
+            "failed": result["failed"] + more["failed"],
+            "remaining": more["remaining"],
+        }
     _print(result)
     problems = [*result.get("errors", []), *result.get("failed", [])]
     for problem in sorted(problems, key=lambda p: p["line"]):
         print(f"regel {problem['line']}: {problem['message']}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def _provider_reject(args: argparse.Namespace) -> int:
+    """Refuse a list a coördinator submitted: its rows not registered are deleted."""
+    _print(_rpc("auth", "reject_provider_list", args.list_id))
+    return 0
 
 
 def _provider_list(args: argparse.Namespace) -> int:
@@ -360,6 +382,11 @@ def parser() -> argparse.ArgumentParser:
     imports.add_argument("--region", help="the region the list's providers belong to")
     imports.add_argument("--list", metavar="ID", help="a list a coördinator submitted instead")
     imports.set_defaults(run=_provider_import)
+    reject = provider_cmds.add_parser(
+        "reject", help="refuse a submitted list; its rows not registered are deleted (audited)"
+    )
+    reject.add_argument("list_id", metavar="LIST_ID")
+    reject.set_defaults(run=_provider_reject)
     listing = provider_cmds.add_parser("list", help="list and filter accounts")
     listing.add_argument("--region")
     listing.add_argument("--role", choices=ROLES)

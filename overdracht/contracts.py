@@ -51,6 +51,7 @@ SECOND_FACTOR_POLICY_CHANGED = "second_factor_policy.changed"
 #: a coördinator submitted her region's list; a beheerder registered it
 PROVIDER_LIST_SUBMITTED = "provider_list.submitted"
 PROVIDER_LIST_REGISTERED = "provider_list.registered"
+PROVIDER_LIST_REJECTED = "provider_list.rejected"
 CLIENT_SEARCHED = "client.searched"
 CLIENT_CREATED = "client.created"
 CLIENT_DELETED = "client.deleted"
@@ -96,6 +97,7 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
         SECOND_FACTOR_POLICY_CHANGED,
         PROVIDER_LIST_SUBMITTED,
         PROVIDER_LIST_REGISTERED,
+        PROVIDER_LIST_REJECTED,
     ),
     "clients": (
         CLIENT_SEARCHED,

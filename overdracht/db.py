@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from overdracht import config
-from overdracht.bus import REQUEST, deadline_of, rpc_timeout, uri_parts
+from overdracht.bus import REQUEST, deadline_of, remaining, rpc_timeout, uri_parts
 from overdracht.contracts import READ_WITHHELD, Unavailable, make_event
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,10 @@ class Unit:
         self._provider = provider
         self._request = request
         self._deadline = deadline
+
+    def time_left(self) -> float:
+        """Seconds until the caller stops waiting (the RPC timeout outside a request)."""
+        return remaining(self._deadline)
 
     @contextmanager
     def transaction(self, confirm_events: bool = False) -> Iterator[Transaction]:

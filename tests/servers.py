@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -97,9 +98,12 @@ class SmtpRecorder:
         self.answers = list(answers or [])
         self.tries = 0
         self.received: list[tuple[str, list[str], bytes]] = []
+        #: seconds each message takes to accept (a mail server under load)
+        self.delay = 0.0
 
     async def handle_DATA(self, server, session, envelope) -> str:
         self.tries += 1
+        await asyncio.sleep(self.delay)
         if self.answers:
             return self.answers.pop(0)
         self.received.append((envelope.mail_from, envelope.rcpt_tos, envelope.content))

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import math
 import secrets
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from overdracht.contracts import (
     PROVIDER_DEACTIVATED,
     PROVIDER_INVITED,
     PROVIDER_LIST_REGISTERED,
+    PROVIDER_LIST_REJECTED,
     PROVIDER_LIST_SUBMITTED,
     PROVIDER_PASSWORD_RESET,
     PROVIDER_UNLOCKED,
@@ -83,6 +85,10 @@ from services.auth.models import (
 
 #: the roles a beheerder may give; an auditor or another beheerder only the operator (CLI)
 BEHEERDER_MAY_REGISTER = (ZORGVERLENER, COORDINATOR)
+#: a list's registration stops taking rows this long before its caller stops waiting (or
+#: twice its slowest row so far, if longer), and leaves the rest to the next call
+ROW_MARGIN_SECONDS = 2.0
+LIST_CLOSED = N_("Deze lijst is al afgehandeld.")
 #: SMS codes one activation link may have sent
 MAX_ACTIVATION_CODES = 5
 #: why a link no longer works, as its owner reads it (with the value `hours`)
@@ -375,10 +381,44 @@ class Onboarding:
         """Register and invite every row not yet registered, each on its own.
 
         A row whose e-mail cannot be sent stays submitted, with the reason, to be tried
-        again; the list counts as registered once every row is.
+        again; the list counts as registered once every row is. Rows are taken while the
+        caller waits; what is left (`remaining`) the next call takes.
         """
         actor, _ = self._admin(credential)
         return self._register_rows(actor, _list_id(list_id), access_point or {})
+
+    @rpc
+    def reject_provider_list(
+        self, credential: str, list_id: str, access_point: dict | None = None
+    ) -> dict:
+        """Refuse a submitted list. Its rows not registered are deleted: the names,
+        addresses and numbers of people who get no account are not kept. The list stays,
+        as rejected, for the record; accounts already registered from it stay too."""
+        actor, _ = self._admin(credential)
+        wanted = _list_id(list_id)
+        with self.db.transaction() as tx:
+            found = tx.session.get(ProviderList, wanted, with_for_update=True)
+            if found is None:
+                raise NotFound("Deze lijst bestaat niet.")
+            if found.status != "submitted":
+                raise Conflict(LIST_CLOSED, "list_closed")
+            discarded = tx.session.execute(
+                sa.delete(ProviderListRow).where(
+                    ProviderListRow.list_id == wanted, ProviderListRow.provider_id.is_(None)
+                )
+            ).rowcount
+            found.status = "rejected"
+            found.reviewed_at = clock.now()
+            tx.emit(
+                make_event(
+                    PROVIDER_LIST_REJECTED,
+                    actor=actor,
+                    access_point=access_point or {},
+                    object={"type": "provider_list", "id": str(wanted)},
+                    detail={"region": found.region, "discarded": discarded},
+                )
+            )
+        return {"list_id": str(wanted), "status": "rejected", "discarded": discarded}
 
     @rpc
     def import_provider_list(self, operator: str, region: str, filename: str, content: str) -> dict:
@@ -389,7 +429,7 @@ class Onboarding:
             raise InvalidInput("Regio ontbreekt.", "invalid_region")
         taken = self._take_list(OPERATOR_ACTOR, region, None, filename, content, {})
         if taken["list_id"] is None:
-            return {**taken, "registered": [], "failed": []}
+            return {**taken, "registered": [], "failed": [], "remaining": 0}
         return {**taken, **self._register_rows(OPERATOR_ACTOR, uuid.UUID(taken["list_id"]), {})}
 
     @rpc
@@ -686,20 +726,28 @@ class Onboarding:
             found = session.get(ProviderList, list_id)
             if found is None:
                 raise NotFound("Deze lijst bestaat niet.")
+            if found.status == "rejected":
+                raise Conflict(LIST_CLOSED, "list_closed")
             waiting = session.scalars(
                 sa.select(ProviderListRow.id)
                 .where(ProviderListRow.list_id == list_id, ProviderListRow.provider_id.is_(None))
                 .order_by(ProviderListRow.line)
             ).all()
         registered, failed = [], []
+        slowest, taken = 0.0, 0
         for row_id in waiting:
+            # the rest waits for the next call rather than outlast the caller's patience
+            if self.db.time_left() < max(2 * slowest, ROW_MARGIN_SECONDS):
+                break
+            taken += 1
+            started = time.monotonic()
             problem = None
             now = clock.now()
             try:
                 with self.db.transaction() as tx:
                     row = tx.session.get(ProviderListRow, row_id, with_for_update=True)
-                    if row.provider_id is not None:  # registered meanwhile
-                        continue
+                    if row is None or row.provider_id is not None:  # rejected, or registered
+                        continue  # meanwhile
                     data = {
                         "full_name": row.full_name,
                         "email": row.email,
@@ -723,8 +771,11 @@ class Onboarding:
             if problem is not None:
                 with self.db.transaction() as tx:
                     row = tx.session.get(ProviderListRow, row_id)
-                    row.problem = problem[:300]
-                    failed.append({"line": row.line, "message": problem})
+                    if row is not None:  # not rejected meanwhile
+                        row.problem = problem[:300]
+                        failed.append({"line": row.line, "message": problem})
+            slowest = max(slowest, time.monotonic() - started)
+        remaining = len(waiting) - taken
         with self.db.transaction() as tx:
             found = tx.session.get(ProviderList, list_id, with_for_update=True)
             left = tx.session.scalar(
@@ -732,7 +783,7 @@ class Onboarding:
                     ProviderListRow.list_id == list_id, ProviderListRow.provider_id.is_(None)
                 )
             )
-            if not left:
+            if not left and found.status == "submitted":  # not rejected meanwhile
                 found.status = "registered"
             found.reviewed_at = clock.now()
             tx.emit(
@@ -745,10 +796,11 @@ class Onboarding:
                         "region": found.region,
                         "registered": len(registered),
                         "failed": len(failed),
+                        "remaining": remaining,
                     },
                 )
             )
-        return {"registered": registered, "failed": failed}
+        return {"registered": registered, "failed": failed, "remaining": remaining}
 
     def _invite(
         self,

@@ -48,6 +48,8 @@ class SealBroken(ValueError):
 
 
 class Sealer:
+    """The keyset's AEAD: seals with the primary key, opens with any key in the set."""
+
     def __init__(self, keyset: str) -> None:
         handle = _parse(keyset)
         try:

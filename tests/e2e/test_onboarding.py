@@ -175,6 +175,36 @@ def test_registered_providers_activate_from_the_email_and_log_in(harness, coordi
         assert token not in text and GOOD_PASSWORD not in text, log.name
 
 
+def test_a_rejected_list_keeps_nothing_of_the_people_it_named(harness, coordinator, beheerder):
+    kept = f"{uuid.uuid4().hex[:8]}@vsv-test.nl"
+    name = f"Roos Rademaker {uuid.uuid4().hex[:4]}"
+    listed = submit(coordinator, csv_of(row(name, email=kept), row("Fenna Fokkema"))).json()
+    list_id = listed["list_id"]
+    assert coordinator.post(f"/provider-lists/{list_id}/reject").status_code == 403
+
+    rejected = beheerder.post(f"/provider-lists/{list_id}/reject")
+    assert rejected.status_code == 200, rejected.text
+    assert rejected.json() == {"list_id": list_id, "status": "rejected", "discarded": 2}
+    shown = beheerder.get(f"/provider-lists/{list_id}").json()
+    assert shown["status"] == "rejected" and shown["rows"] == []
+    assert name not in statuses(coordinator)
+    again = beheerder.post(f"/provider-lists/{list_id}/reject")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "list_closed"
+    registering = beheerder.post(f"/provider-lists/{list_id}/register")
+    assert registering.status_code == 409, registering.text
+    assert beheerder.get(f"/provider-lists/{list_id}").json()["status"] == "rejected"
+    # her address waits in no list any more: a corrected list may name her again
+    assert submit(coordinator, csv_of(row(name, email=kept))).status_code == 201
+
+    records = harness.audit_until(
+        lambda es: any(e["object"]["id"] == list_id for e in es),
+        event="provider_list.rejected",
+        actor=beheerder.account.username,
+    )
+    assert [e["detail"]["discarded"] for e in records if e["object"]["id"] == list_id] == [2]
+    assert kept not in json.dumps(records) and name not in json.dumps(records)
+
+
 def wrong_code(code: str) -> str:
     return f"{(int(code) + 1) % 10**6:06d}"
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -18,7 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.servers import FakeCm, SmtpRecorder, free_port, run_in_thread
-from tests.support import mobile, restarted
+from tests.support import mobile, restarted, settings
 
 
 class Smtp:
@@ -191,3 +193,53 @@ def test_a_failed_resend_spends_the_challenge(harness, sending, cm, auth_clock):
     assert resend.status_code == 503
     verify = api.post("/login/verify", json={"challenge": challenge, "code": first})
     assert verify.status_code == 401 and verify.json()["error"]["code"] == "code_failed"
+
+
+def test_a_long_list_is_registered_over_several_calls_each_answered_in_time(
+    harness, platform, sending, smtp, cm, tmp_path
+):
+    """A mail server that takes its time: the CLI's import goes on call after call, each
+    within its RPC timeout, until every provider of the list has her invitation."""
+    region = f"VSV Lang {uuid.uuid4().hex[:4]}"
+    emails = [f"lang-{uuid.uuid4().hex[:8]}@vsv-test.nl" for _ in range(16)]
+    lines = [
+        f"Lotte {n}ang;{e};{mobile()};verloskundige;;"
+        for n, e in zip("BDFHKLMNPRSTVWZJ", emails, strict=True)
+    ]
+    listing = tmp_path / "lang.csv"
+    listing.write_text(
+        "\r\n".join(["Naam;E-mailadres;Mobiel nummer;Beroep;Organisatie;AGB-code", *lines])
+    )
+    smtp.recorder.delay = 0.3  # 16 invitations take about 5 s; each call may take 4
+    try:
+        with settings(platform, {"OVERDRACHT_RPC_TIMEOUT": "4"}):
+            imported = harness.cli("provider", "import", str(listing), "--region", region)
+    finally:
+        smtp.recorder.delay = 0.0
+    assert imported.returncode == 0, imported.stderr
+    result = json.loads(imported.stdout)
+    assert result["remaining"] == 0 and result["failed"] == []
+    assert len(result["registered"]) == len(emails)
+    assert all(len(smtp.mails_to(e)) == 1 for e in emails)
+    # the operator saw it go on, call by call
+    assert imported.stderr.count("te gaan") >= 1, imported.stderr
+    # and each call is on record with what it left (an auditor logs in through CM here)
+    auditor = login_through_cm(harness, cm, harness.account(role="auditor", region="Landelijk"))
+
+    def calls() -> list[dict]:
+        found = auditor.get(
+            "/audit/events",
+            params={"event": "provider_list.registered", "order": "newest", "limit": 50},
+        )
+        assert found.status_code == 200, found.text
+        return [
+            e["detail"] for e in found.json()["events"] if e["object"]["id"] == result["list_id"]
+        ]
+
+    deadline = time.monotonic() + 15
+    while not any(d["remaining"] == 0 for d in calls()) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    mine = calls()
+    assert len(mine) >= 2, mine  # more than one call's worth
+    assert sum(d["registered"] for d in mine) == len(emails)
+    assert sorted((d["remaining"] for d in mine), reverse=True)[-1] == 0
