@@ -151,10 +151,23 @@ def _onboarding_paths() -> dict[str, Any]:
         "/provider-lists/{list_id}/register": {
             "post": _op(
                 "Register and invite every row not yet registered (beheerder); rows whose "
-                "e-mail could not go are listed in failed and stay to be tried again",
+                "e-mail could not go are listed in failed and stay to be tried again; rows "
+                "left for the next call (a long list) are counted in remaining",
                 _ANY,
                 403,
                 404,
+                409,
+                parameters=[{"name": "list_id", **path}],
+            )
+        },
+        "/provider-lists/{list_id}/reject": {
+            "post": _op(
+                "Refuse a submitted list (beheerder): its rows not registered are deleted; "
+                "409 list_closed once it was registered or rejected",
+                _ANY,
+                403,
+                404,
+                409,
                 parameters=[{"name": "list_id", **path}],
             )
         },
