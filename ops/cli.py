@@ -87,27 +87,35 @@ def _provider_import(args: argparse.Namespace) -> int:
         with open(args.file, "rb") as source:
             text = decode(source.read())
         result = _rpc("auth", "import_provider_list", args.region, args.file, text)
-    # a long list takes several calls, each within the RPC timeout
+    # a long list takes several calls, each within the RPC timeout; a row that failed is
+    # tried again by a later call, and counts as it ended last
+    failed = {f["line"]: f for f in result.get("failed", [])}
     while result.get("remaining"):
         print(
             f"{len(result['registered'])} geregistreerd, nog {result['remaining']} te gaan …",
             file=sys.stderr,
         )
         more = _rpc("auth", "register_provider_list", result.get("list_id") or args.list)
-        if more["remaining"] >= result["remaining"]:  # took nothing: the timeout is too short
-            print("fout: de registratie kwam niet verder; probeer het opnieuw", file=sys.stderr)
-            return 1
+        for row in more["registered"]:
+            failed.pop(row["line"], None)
+        failed.update({f["line"]: f for f in more["failed"]})
+        stuck = not more["registered"] and more["remaining"] >= result["remaining"]
         result = {
             **result,
             "registered": result["registered"] + more["registered"],
-            "failed": result["failed"] + more["failed"],
+            "failed": sorted(failed.values(), key=lambda f: f["line"]),
             "remaining": more["remaining"],
         }
+        if stuck:  # nothing went: the mail server is away, or the RPC timeout too short
+            print(
+                "fout: de registratie kwam niet verder; probeer het later opnieuw", file=sys.stderr
+            )
+            break
     _print(result)
     problems = [*result.get("errors", []), *result.get("failed", [])]
     for problem in sorted(problems, key=lambda p: p["line"]):
         print(f"regel {problem['line']}: {problem['message']}", file=sys.stderr)
-    return 1 if problems else 0
+    return 1 if problems or result.get("remaining") else 0
 
 
 def _provider_reject(args: argparse.Namespace) -> int:

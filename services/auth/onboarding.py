@@ -728,10 +728,12 @@ class Onboarding:
                 raise NotFound("Deze lijst bestaat niet.")
             if found.status == "rejected":
                 raise Conflict(LIST_CLOSED, "list_closed")
+            # rows not tried yet first: a call that runs out of time leaves the ones that
+            # failed before (a mail server away) for last, not the new ones
             waiting = session.scalars(
                 sa.select(ProviderListRow.id)
                 .where(ProviderListRow.list_id == list_id, ProviderListRow.provider_id.is_(None))
-                .order_by(ProviderListRow.line)
+                .order_by(ProviderListRow.problem.is_not(None), ProviderListRow.line)
             ).all()
         registered, failed = [], []
         slowest, taken = 0.0, 0
