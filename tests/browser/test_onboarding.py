@@ -136,3 +136,31 @@ def test_a_provider_sets_up_the_authenticator_app_from_her_overview(browser, har
     page.get_by_label("Code uit uw authenticator-app").fill(next_step)
     page.get_by_role("button", name="Inloggen").click()
     expect(page.get_by_role("heading", name=f"Welkom, {account.full_name}")).to_be_visible()
+
+
+def test_a_beheerder_rejects_a_list_after_confirming(browser, harness):
+    region = f"VSV Afgewezen {uuid.uuid4().hex[:4]}"
+    coordinator = harness.provider(role="coordinator", region=region)
+    name = f"Iris Ijsselstein {uuid.uuid4().hex[:4]}"
+    email = f"iris-{uuid.uuid4().hex[:6]}@vsv-test.nl"
+    listing = f"Naam;E-mail;Mobiel;Beroep\r\n{name};{email};{mobile()};arts\r\n"
+    submitted = coordinator.post("/provider-lists", files={"file": ("lijst.csv", listing.encode())})
+    assert submitted.status_code == 201, submitted.text
+    beheerder = harness.account(role="beheerder", region="Landelijk")
+    page = browser.new_page()
+    log_in(page, harness, beheerder)
+    page.get_by_role("navigation").get_by_role("link", name="Lijsten").click()
+    page.get_by_role("row").filter(has_text=region).get_by_role("link").click()
+    expect(page.locator("#list-rows")).to_contain_text(name)
+
+    # nothing happens until she confirms
+    confirm = page.get_by_role("button", name="Ja, afwijzen")
+    expect(confirm).to_be_hidden()
+    page.get_by_text("Lijst afwijzen").click()
+    confirm.click()
+    expect(page.get_by_role("status").first).to_contain_text("Lijst afgewezen; 1 regel(s)")
+    row = page.get_by_role("row").filter(has_text=region)
+    expect(row).to_contain_text("Afgewezen")
+    row.get_by_role("link").click()
+    expect(page.locator("#list-rows")).not_to_contain_text(name)
+    expect(page.get_by_role("button", name="Ja, afwijzen")).to_have_count(0)
