@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pyotp
 import requests
 import sqlalchemy as sa
 
@@ -319,6 +320,40 @@ def principal_of(platform: Platform, api: Api) -> str:
     settings = {"AMQP_URI": platform.env["OVERDRACHT_GATEWAY_AMQP_URI"], "serializer": "json"}
     with ClusterRpcProxy(settings, reply_listener_cls=standalone_replies("gateway")) as rpc:
         return rpc.auth.authenticate(caller, token)["principal"]
+
+
+def enrol(api: Api) -> tuple[pyotp.TOTP, list[str]]:
+    """Set the authenticator app up for her: the app (its TOTP), and her recovery codes."""
+    setup = api.post("/me/totp")
+    assert setup.status_code == 200, setup.text
+    assert setup.json()["uri"].startswith("otpauth://totp/Overdracht:")
+    app = pyotp.TOTP(setup.json()["secret"])
+    password = api.account.password
+    wrong = api.post(
+        "/me/totp/confirm",
+        json={"code": f"{(int(app.now()) + 1) % 10**6:06d}", "password": password},
+    )
+    assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "wrong_code"
+    not_her = api.post("/me/totp/confirm", json={"code": app.now(), "password": "x" * 12})
+    assert not_her.status_code == 422 and not_her.json()["error"]["code"] == "wrong_password"
+    confirmed = api.post("/me/totp/confirm", json={"code": app.now(), "password": password})
+    assert confirmed.status_code == 200, confirmed.text
+    return app, confirmed.json()["recovery_codes"]
+
+
+def log_in_with(harness, account, code_for) -> tuple[Api, dict]:
+    """Password, then whatever code_for(challenge) gives; the session, and the last answer."""
+    api = harness.anonymous()
+    started = api.post("/login", json={"username": account.username, "password": account.password})
+    assert started.status_code == 200, started.text
+    verified = api.post(
+        "/login/verify",
+        json={"challenge": started.json()["challenge"], "code": code_for(started.json())},
+    )
+    if verified.status_code == 200:
+        api.headers["Authorization"] = f"Bearer {verified.json()['token']}"
+        api.cookies.clear()
+    return api, verified
 
 
 @contextlib.contextmanager

@@ -48,6 +48,7 @@ from services.auth.accounts import (
 )
 from services.auth.delivery import DeliveryFailed, MailSender, SmsSender, masked_phone
 from services.auth.models import (
+    Activation,
     LoginChallenge,
     LoginThrottle,
     Outbox,
@@ -69,6 +70,9 @@ from services.auth.onboarding import (
 from services.auth.sealing import CONFIRMED, Sealing
 
 MAX_USERNAME = 64
+#: how long an activation link that ended (used, replaced or expired) is kept, so that
+#: following it says why it no longer works
+ACTIVATION_KEPT_DAYS = 30
 #: the one answer for an unknown username, a wrong password and a locked account alike
 LOGIN_FAILED_MESSAGE = N_("Onjuiste gebruikersnaam of wachtwoord.")
 #: the challenge is spent (used, expired, out of attempts or resends): start again
@@ -459,10 +463,12 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
 
     @rpc
     def purge_expired(self, system: str) -> dict:
-        """Delete ended and expired sessions and expired login challenges; returns counts."""
+        """Delete ended and expired sessions and login challenges, activation links that
+        ended ACTIVATION_KEPT_DAYS ago, and spent recovery codes; returns counts."""
         self.identity.system(system)
         now = _now()
         idle = timedelta(minutes=config.get_int("OVERDRACHT_SESSION_IDLE_MINUTES"))
+        ended = now - timedelta(days=ACTIVATION_KEPT_DAYS)
         with self.db.transaction() as tx:
             sessions = tx.session.execute(
                 sa.delete(Session).where(
@@ -480,7 +486,28 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
             throttles = tx.session.execute(
                 sa.delete(LoginThrottle).where(LoginThrottle.tat <= now)
             ).rowcount
-        return {"sessions": sessions, "login_challenges": challenges, "login_throttles": throttles}
+            # a link that ended tells whoever follows it why, for a while; then it is
+            # unknown like any other (only its token's hash was kept)
+            activations = tx.session.execute(
+                sa.delete(Activation).where(
+                    sa.or_(
+                        Activation.used_at <= ended,
+                        Activation.superseded_at <= ended,
+                        Activation.expires_at <= ended,
+                    )
+                )
+            ).rowcount
+            # a spent code is refused just as well without its row
+            recovery_codes = tx.session.execute(
+                sa.delete(RecoveryCode).where(RecoveryCode.used_at.is_not(None))
+            ).rowcount
+        return {
+            "sessions": sessions,
+            "login_challenges": challenges,
+            "login_throttles": throttles,
+            "activations": activations,
+            "recovery_codes": recovery_codes,
+        }
 
     def _send_code(self, challenge_id: uuid.UUID, phone: str, code: str) -> None:
         """Send a challenge's code; if it cannot go, the challenge is spent: no login waits

@@ -1,7 +1,8 @@
 """Retention: on a timer, expire documents on their removal date and remove empty clients.
 
 The same sweep clears what is left over: spent tickets, ended sessions, expired login
-challenges and old lookups (each service its own tables), and objects in the store that
+challenges, ended activation links, spent recovery codes and old lookups (each service its
+own tables), and objects in the store that
 no document row names or multipart uploads never completed. Each part is one call; one
 that fails is logged in one line and tried again by the next sweep, the others go on.
 """

@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session as DbSession
 
 from overdracht import config
 from overdracht.db import make_engine
-from services.auth.models import LoginChallenge, Provider
+from services.auth.models import Activation, LoginChallenge, Provider, RecoveryCode
 from services.auth.models import Session as LoginSession
 from services.clients.models import Search
 from services.documents.models import Ticket
 from services.documents.storage import BlobStore, make_client
-from tests.support import pdf, restarted
+from tests.support import enrol, log_in_with, mobile, pdf, restarted
 
 QUIET = {"OVERDRACHT_RETENTION_INTERVAL_SECONDS": "3600"}
 
@@ -276,6 +276,51 @@ def test_ended_and_expired_sessions_and_expired_challenges_are_purged(harness, q
     assert swept["sessions"] >= 3 and swept["login_challenges"] >= 1, swept
     assert live.get("/me").status_code == 200
     assert ended.get("/me").status_code == 401
+
+
+def test_links_that_ended_a_month_ago_and_spent_recovery_codes_are_purged(harness, quiet):
+    beheerder = harness.provider(role="beheerder", region="Landelijk")
+    emails = []
+    for _ in range(2):
+        data = {
+            "full_name": f"Noor Nijhof {uuid.uuid4().hex[:4]}",
+            "email": f"noor-{uuid.uuid4().hex[:8]}@vsv-test.nl",
+            "phone": mobile(),
+            "region": "VSV Opruimen",
+            "role": "zorgverlener",
+            "profession": "verloskundige",
+        }
+        assert beheerder.post("/accounts", json=data).status_code == 201
+        emails.append(data["email"])
+    old, fresh = (harness.activation_token(e) for e in emails)
+    with database("auth") as session:
+        session.execute(
+            sa.update(Activation)
+            .where(Activation.token_hash == hashlib.sha256(old.encode()).hexdigest())
+            .values(expires_at=datetime.now(UTC) - timedelta(days=31))
+        )
+    account = harness.account()
+    _, codes = enrol(harness.login(account))
+    _, used = log_in_with(harness, account, lambda _: codes[0])
+    assert used.status_code == 200, used.text
+
+    swept = sweep(harness)
+    assert swept["activations"] >= 1 and swept["recovery_codes"] >= 1, swept
+    anonymous = harness.anonymous()
+    gone = anonymous.post("/activation", json={"token": old})
+    assert gone.status_code == 410 and gone.json()["error"]["code"] == "activation_unknown"
+    assert anonymous.post("/activation", json={"token": fresh}).status_code == 200
+    with database("auth") as session:
+        left = session.scalars(
+            sa.select(RecoveryCode.used_at).where(
+                RecoveryCode.provider_id == provider_id(account.username)
+            )
+        ).all()
+    assert len(left) == 9 and not any(left)  # the spent one gone, the other nine kept
+    _, again = log_in_with(harness, account, lambda _: codes[0])
+    assert again.status_code == 401  # refused just as well without its row
+    _, other = log_in_with(harness, account, lambda _: codes[1])
+    assert other.status_code == 200, other.text
 
 
 def test_old_lookups_are_purged_recent_ones_still_let_a_provider_declare(harness, quiet):

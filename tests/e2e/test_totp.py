@@ -16,45 +16,12 @@ import sqlalchemy as sa
 from overdracht import config
 from overdracht.db import make_engine
 from services.auth.sealing import SETTING, Sealer
-from tests.support import Api, restarted, settings
+from tests.support import Api, enrol, log_in_with, restarted, settings
 
 
 def sms_count(phone: str) -> int:
     outbox = Path(config.get("OVERDRACHT_SMS_OUTBOX"))
     return sum(json.loads(line)["to"] == phone for line in outbox.read_text().splitlines())
-
-
-def enrol(api: Api) -> tuple[pyotp.TOTP, list[str]]:
-    setup = api.post("/me/totp")
-    assert setup.status_code == 200, setup.text
-    assert setup.json()["uri"].startswith("otpauth://totp/Overdracht:")
-    app = pyotp.TOTP(setup.json()["secret"])
-    password = api.account.password
-    wrong = api.post(
-        "/me/totp/confirm",
-        json={"code": f"{(int(app.now()) + 1) % 10**6:06d}", "password": password},
-    )
-    assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "wrong_code"
-    not_her = api.post("/me/totp/confirm", json={"code": app.now(), "password": "x" * 12})
-    assert not_her.status_code == 422 and not_her.json()["error"]["code"] == "wrong_password"
-    confirmed = api.post("/me/totp/confirm", json={"code": app.now(), "password": password})
-    assert confirmed.status_code == 200, confirmed.text
-    return app, confirmed.json()["recovery_codes"]
-
-
-def log_in_with(harness, account, code_for) -> tuple[Api, dict]:
-    """Password, then whatever code_for(challenge) gives; the session, and the last answer."""
-    api = harness.anonymous()
-    started = api.post("/login", json={"username": account.username, "password": account.password})
-    assert started.status_code == 200, started.text
-    verified = api.post(
-        "/login/verify",
-        json={"challenge": started.json()["challenge"], "code": code_for(started.json())},
-    )
-    if verified.status_code == 200:
-        api.headers["Authorization"] = f"Bearer {verified.json()['token']}"
-        api.cookies.clear()
-    return api, verified
 
 
 def test_after_enrolment_logins_ask_the_app_and_send_no_sms(harness):
