@@ -6,6 +6,8 @@ import argparse
 import getpass
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -17,9 +19,14 @@ from overdracht.contracts import OPERATOR_ACTOR, ROLES, OverdrachtError, sign_sy
 from overdracht.db import make_engine, outbox_rows
 
 
-def _auth_session() -> tuple[sa.Engine, Session]:
-    engine = make_engine(config.database_url("auth"), poolclass=sa.pool.NullPool)
-    return engine, Session(engine)
+@contextmanager
+def _engine(url: str) -> Iterator[sa.Engine]:
+    """One command's connection to a database: no pool kept, disposed at the end."""
+    engine = make_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def add_provider(data: dict[str, Any], actor: dict[str, Any]) -> dict[str, Any]:
@@ -27,15 +34,11 @@ def add_provider(data: dict[str, Any], actor: dict[str, Any]) -> dict[str, Any]:
     from services.auth.accounts import register
     from services.auth.models import Outbox
 
-    engine, session = _auth_session()
-    try:
+    with _engine(config.database_url("auth")) as engine, Session(engine) as session:
         with session.begin():
             provider, event = register(session, data, actor)
             session.execute(sa.insert(Outbox), outbox_rows([event]))
             return {"id": str(provider.id), **provider.profile()}
-    finally:
-        session.close()
-        engine.dispose()
 
 
 def _account_data(args: argparse.Namespace) -> dict[str, Any]:
@@ -173,7 +176,7 @@ def _retention_sweep(args: argparse.Namespace) -> int:
             return 2
         date.fromisoformat(args.as_of)
     result = _rpc("retention", "sweep", args.as_of)
-    print(json.dumps(result, indent=2))
+    _print(result)
     if result.get("failed"):  # the rest was done; the next sweep tries these again
         print(f"fout: niet gelukt: {', '.join(result['failed'])}", file=sys.stderr)
         return 1
@@ -189,9 +192,8 @@ def _audit_verify(args: argparse.Namespace) -> int:
     except RuntimeError as exc:  # unset: without it no checkpoint can be trusted
         print(f"fout: {exc}", file=sys.stderr)
         return 2
-    engine = make_engine(config.database_url("audit"), poolclass=sa.pool.NullPool)
     try:
-        with Session(engine) as session:
+        with _engine(config.database_url("audit")) as engine, Session(engine) as session:
             result = verify_against(session, file_store(), public_key)
             # events audit refused to store (forged, malformed, oversized): not a broken
             # chain, but what an investigation starts from
@@ -203,9 +205,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"fout: de checkpoints zijn niet te lezen: {exc}", file=sys.stderr)
         return 2
-    finally:
-        engine.dispose()
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+    _print(result)
     return 0 if result["ok"] else 1
 
 
@@ -226,16 +226,14 @@ def _audit_purge(args: argparse.Namespace) -> int:
     except (RuntimeError, PurgeRefused) as exc:
         print(f"fout: {exc}; er is niets verwijderd.", file=sys.stderr)
         return 2
-    engine = make_engine(config.database_owner_url("audit"), poolclass=sa.pool.NullPool)
     try:
-        with Session(engine) as session, session.begin():
-            result = purge(session, file_store(), key, before)
+        with _engine(config.database_owner_url("audit")) as engine, Session(engine) as session:
+            with session.begin():
+                result = purge(session, file_store(), key, before)
     except (PurgeRefused, OSError) as exc:
         print(f"fout: {exc}; er is niets verwijderd.", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()
-    print(json.dumps(result, indent=2))
+    _print(result)
     return 0
 
 
@@ -285,9 +283,9 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     except (RuntimeError, ValueError) as exc:
         print(f"fout: {exc}; {unchanged}.", file=sys.stderr)
         return 2
-    engine = make_engine(config.database_url("documents"), poolclass=sa.pool.NullPool)
     try:
-        result = rewrap_all(engine, keys, args.batch_size)
+        with _engine(config.database_url("documents")) as engine:
+            result = rewrap_all(engine, keys, args.batch_size)
     except MissingMasterKey as exc:
         print(
             f"fout: er zijn documenten versleuteld onder hoofdsleutel {', '.join(exc.key_ids)}, "
@@ -295,9 +293,7 @@ def _keys_rotate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    finally:
-        engine.dispose()
-    print(json.dumps(result, indent=2))
+    _print(result)
     return 1 if result["failed"] else 0
 
 
@@ -345,12 +341,9 @@ def _keys_auth_reseal(args: argparse.Namespace) -> int:
     except (RuntimeError, ValueError) as exc:
         print(f"fout: {exc}; er is niets gewijzigd.", file=sys.stderr)
         return 2
-    engine = make_engine(config.database_url("auth"), poolclass=sa.pool.NullPool)
-    try:
+    with _engine(config.database_url("auth")) as engine:
         result = reseal_all(engine, sealer, args.batch_size)
-    finally:
-        engine.dispose()
-    print(json.dumps(result, indent=2))
+    _print(result)
     return 1 if result["failed"] else 0
 
 
