@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import pyotp
 import requests
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from ops.platform import Platform
 from overdracht import clock, config
@@ -354,6 +355,18 @@ def log_in_with(harness, account, code_for) -> tuple[Api, dict]:
         api.headers["Authorization"] = f"Bearer {verified.json()['token']}"
         api.cookies.clear()
     return api, verified
+
+
+@contextlib.contextmanager
+def database(service: str) -> Iterator[Session]:
+    """A service's database as its runtime login sees it (what an insider with it can do),
+    in one transaction."""
+    engine = make_engine(config.database_url(service), poolclass=sa.pool.NullPool)
+    try:
+        with Session(engine) as session, session.begin():
+            yield session
+    finally:
+        engine.dispose()
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ store's timestamps cannot be backdated.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -18,16 +17,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session as DbSession
 
 from overdracht import config
-from overdracht.db import make_engine
 from services.auth.models import Activation, LoginChallenge, Provider, RecoveryCode
 from services.auth.models import Session as LoginSession
 from services.clients.models import Search
 from services.documents.models import Ticket
 from services.documents.storage import BlobStore, make_client
-from tests.support import enrol, log_in_with, mobile, pdf, restarted
+from tests.support import database, enrol, log_in_with, mobile, pdf, restarted
 
 QUIET = {"OVERDRACHT_RETENTION_INTERVAL_SECONDS": "3600"}
 
@@ -60,16 +57,6 @@ def unfinished(key: str) -> str:
 
 def open_uploads(prefix: str) -> set[str]:
     return {key for key, _, _ in store().unfinished_uploads(prefix)}
-
-
-@contextlib.contextmanager
-def database(service: str) -> Iterator[DbSession]:
-    engine = make_engine(config.database_url(service), poolclass=sa.pool.NullPool)
-    try:
-        with DbSession(engine) as session, session.begin():
-            yield session
-    finally:
-        engine.dispose()
 
 
 def provider_id(username: str) -> uuid.UUID:

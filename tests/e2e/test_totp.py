@@ -14,9 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from overdracht import config
-from overdracht.db import make_engine
 from services.auth.sealing import SETTING, Sealer
-from tests.support import Api, enrol, log_in_with, restarted, settings
+from tests.support import Api, database, enrol, log_in_with, restarted, settings
 
 
 def sms_count(phone: str) -> int:
@@ -151,17 +150,9 @@ def test_a_beheerder_may_not_lift_the_app_for_her_own_role_but_the_operator_may(
 # --- the secrets at rest (services/auth/sealing.py) ------------------------------------------
 
 
-@pytest.fixture
-def auth_db() -> Iterator[sa.Engine]:
-    """Auth's database as its runtime login sees it: what an insider with it can read."""
-    engine = make_engine(config.database_url("auth"), poolclass=sa.pool.NullPool)
-    yield engine
-    engine.dispose()
-
-
-def stored(auth_db: sa.Engine, username: str) -> sa.Row:
-    with auth_db.connect() as connection:
-        return connection.execute(
+def stored(username: str) -> sa.Row:
+    with database("auth") as session:
+        return session.execute(
             sa.text(
                 "SELECT id, totp_secret, totp_pending, failed_logins FROM providers"
                 " WHERE username = :username"
@@ -182,53 +173,53 @@ def code_after(app: pyotp.TOTP, used: int) -> str:
     return app.generate_otp(used + 1)
 
 
-def test_auths_database_holds_no_secret_to_make_codes_with(harness, auth_db):
+def test_auths_database_holds_no_secret_to_make_codes_with(harness):
     account = harness.account()
     api = harness.login(account)
     offered = api.post("/me/totp").json()["secret"]
-    row = stored(auth_db, account.username)
+    row = stored(account.username)
     assert row.totp_secret is None and row.totp_pending is not None
     assert offered not in row.totp_pending
     app, _ = enrol(api)
     assert app.secret == offered  # the same secret until she confirms it
-    row = stored(auth_db, account.username)
+    row = stored(account.username)
     assert row.totp_pending is None
     # neither the secret nor its bytes: sealed, not encoded
     assert app.secret not in row.totp_secret
     assert base64.b32decode(app.secret) not in base64.b64decode(row.totp_secret)
 
 
-def test_a_sealed_secret_copied_into_another_account_lets_nobody_in(harness, auth_db):
+def test_a_sealed_secret_copied_into_another_account_lets_nobody_in(harness):
     """An insider who can write auth's database puts her own app's secret in a colleague's
     row: it does not open there, the login is refused and nothing counts against her."""
     insider = harness.account()
     app, _ = enrol(harness.login(insider))
     colleague = harness.account()
     enrol(harness.login(colleague))
-    before = stored(auth_db, colleague.username)
+    before = stored(colleague.username)
 
     def put(sealed: str) -> None:
-        with auth_db.begin() as connection:
-            connection.execute(
+        with database("auth") as session:
+            session.execute(
                 sa.text("UPDATE providers SET totp_secret = :sealed WHERE username = :username"),
                 {"sealed": sealed, "username": colleague.username},
             )
 
-    put(stored(auth_db, insider.username).totp_secret)
+    put(stored(insider.username).totp_secret)
     try:
         _, refused = log_in_with(harness, colleague, lambda _: next_code(app))
     finally:
         put(before.totp_secret)  # hers again, for the tests that seal every secret anew
     assert refused.status_code == 503, refused.text
     assert refused.json()["error"]["code"] == "totp_unreadable"
-    assert stored(auth_db, colleague.username).failed_logins == before.failed_logins
+    assert stored(colleague.username).failed_logins == before.failed_logins
     assert (
         "the sealed totp_secret does not open"
         in (harness.platform.log_dir / "auth.log").read_text()
     )
 
 
-def test_a_new_sealing_key_takes_over_and_the_old_one_can_go(harness, platform, auth_db):
+def test_a_new_sealing_key_takes_over_and_the_old_one_can_go(harness, platform):
     account = harness.account()
     app, _ = enrol(harness.login(account))
     original = platform.env[SETTING]
@@ -246,7 +237,7 @@ def test_a_new_sealing_key_takes_over_and_the_old_one_can_go(harness, platform, 
             used = app.timecode(datetime.now(UTC)) + 1
             _, verified = log_in_with(harness, account, lambda _: app.generate_otp(used))
             assert verified.status_code == 200, verified.text
-            assert Sealer(rotated).is_current(stored(auth_db, account.username).totp_secret)
+            assert Sealer(rotated).is_current(stored(account.username).totp_secret)
             with settings(platform, {SETTING: rotated}):
                 resealed = harness.cli("keys", "auth-reseal", "--batch-size", "3")
             assert resealed.returncode == 0, resealed.stderr
