@@ -22,7 +22,7 @@ from werkzeug.sansio.multipart import (
     MultipartDecoder,
 )
 
-from gateway.worker import TooSlow
+from gateway.worker import BODY_PIECE, TooSlow
 from overdracht.contracts import (
     N_,
     TICKET_HEADER,
@@ -33,7 +33,7 @@ from overdracht.contracts import (
     error_for_status,
 )
 
-CHUNK = 256 * 1024
+CHUNK = BODY_PIECE
 #: a download is passed on in pieces this large: a quarter of the per-piece work of CHUNK
 RELAY_CHUNK = 1024 * 1024
 STORE_AWAY = N_("De documentenopslag is niet bereikbaar.")

@@ -45,6 +45,12 @@ SMALL_BODY = 64 * 1024
 #: a head that has not ended by this size goes to a thread, whose parser refuses it
 MAX_HEAD = 64 * 1024
 RECV = 64 * 1024
+#: what a thread reads of a request body at once: the application reads an upload in
+#: pieces of this size (gateway/files.py), and one recv never takes more. gunicorn's own
+#: recv for a body of known length is up to 1 MiB, and every read of less than it holds
+#: copies the rest of its buffer again: reading 5 MiB in pieces of 256 KiB cost 17.7 ms
+#: of CPU that way, 4.2 ms with recv capped at the piece.
+BODY_PIECE = 256 * 1024
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n")
 BUSY = (
     b'{"error": {"code": "busy", "message": "Er worden nu te veel documenten tegelijk'
@@ -153,6 +159,13 @@ class PacedReads:
         return data
 
 
+def body_parser(cfg: Any, reads: Any, client: Any) -> Any:
+    """gunicorn's request parser on a connection, taking a body in at most BODY_PIECE."""
+    parser = http.get_parser(cfg, reads, client)
+    parser.unreader.max_body_chunk = BODY_PIECE
+    return parser
+
+
 def body_unread(body: Any) -> bool:
     """Whether part of the request body (gunicorn's wsgi.input) is still unread."""
     reader = getattr(body, "reader", None)
@@ -246,7 +259,7 @@ class GatewayWorker(ThreadWorker):
             conn.streaming = True
         if conn.parser is None:
             conn.reads = PacedReads(conn.sock, conn.pace)
-            conn.parser = http.get_parser(self.cfg, conn.reads, conn.client)
+            conn.parser = body_parser(self.cfg, conn.reads, conn.client)
         else:
             conn.reads.pace = conn.pace
         conn.parser.unreader.unread(conn.gathered)

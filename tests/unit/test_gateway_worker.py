@@ -17,8 +17,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gunicorn.config import Config
 
-from gateway.worker import MAX_HEAD, SMALL_BODY, Pace, PacedReads, TooSlow, gathered
+from gateway.worker import (
+    BODY_PIECE,
+    MAX_HEAD,
+    SMALL_BODY,
+    Pace,
+    PacedReads,
+    TooSlow,
+    body_parser,
+    gathered,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,6 +151,35 @@ def test_gunicorns_own_drain_timeout_applies_and_is_no_cut(pair):
         reads.recv(10)
     assert not isinstance(raised.value, TooSlow)
     assert not reads.pace.exhausted
+
+
+class _Recorded(PacedReads):
+    """Paced reads that note how much each recv asked for."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock, Pace(read_timeout=5, min_rate=1000))
+        self.asked: list[int] = []
+
+    def recv(self, size: int) -> bytes:
+        self.asked.append(size)
+        return super().recv(size)
+
+
+def test_a_body_is_taken_from_the_socket_a_piece_at_a_time_at_most(pair):
+    """A recv larger than the piece the application reads leaves a rest that gunicorn
+    copies again on every read; the parser the worker makes never asks for more."""
+    ours, theirs = pair
+    body = os.urandom(3 * 1024 * 1024 + 5)
+    head = b"PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    sender = threading.Thread(target=theirs.sendall, args=(head + body,))
+    sender.start()
+    reads = _Recorded(ours)
+    request = next(body_parser(Config(), reads, ("127.0.0.1", 1)))
+    received = b"".join(iter(lambda: request.body.read(BODY_PIECE), b""))
+    sender.join()
+    assert received == body
+    assert max(reads.asked) <= BODY_PIECE, max(reads.asked)
+    assert len(reads.asked) >= len(body) // BODY_PIECE
 
 
 # --- the worker under gunicorn --------------------------------------------------------
