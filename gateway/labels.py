@@ -39,6 +39,7 @@ EVENT_LABELS = {
     c.PROVIDER_LIST_SUBMITTED: lazy_gettext("Lijst zorgverleners aangemeld"),
     c.PROVIDER_LIST_REGISTERED: lazy_gettext("Lijst zorgverleners geregistreerd"),
     c.PROVIDER_LIST_REJECTED: lazy_gettext("Lijst zorgverleners afgewezen"),
+    c.PROVIDER_LIST_EXPIRED: lazy_gettext("Lijst zorgverleners verlopen"),
     c.CLIENT_SEARCHED: lazy_gettext("Cliënt gezocht"),
     c.CLIENT_CREATED: lazy_gettext("Cliënt toegevoegd"),
     c.CLIENT_DELETED: lazy_gettext("Cliënt verwijderd (laatste document weg)"),

@@ -59,6 +59,7 @@ STATUS_LABELS = {
     "deactivated": lazy_gettext("Gedeactiveerd"),
     "registered": lazy_gettext("Geregistreerd"),
     "rejected": lazy_gettext("Afgewezen"),
+    "expired": lazy_gettext("Verlopen"),
 }
 #: each action's button, and what is said once it is done (%(name)s: whose account)
 ACTION_LABELS = {

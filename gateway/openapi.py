@@ -152,7 +152,8 @@ def _onboarding_paths() -> dict[str, Any]:
             "post": _op(
                 "Register and invite every row not yet registered (beheerder); rows whose "
                 "e-mail could not go are listed in failed and stay to be tried again; rows "
-                "left for the next call (a long list) are counted in remaining",
+                "left for the next call (a long list) are counted in remaining; 409 "
+                "list_closed once it was rejected or expired (30 days without review)",
                 _ANY,
                 403,
                 404,
@@ -163,7 +164,7 @@ def _onboarding_paths() -> dict[str, Any]:
         "/provider-lists/{list_id}/reject": {
             "post": _op(
                 "Refuse a submitted list (beheerder): its rows not registered are deleted; "
-                "409 list_closed once it was registered or rejected",
+                "409 list_closed once it was registered, rejected or expired",
                 _ANY,
                 403,
                 404,

@@ -52,6 +52,7 @@ SECOND_FACTOR_POLICY_CHANGED = "second_factor_policy.changed"
 PROVIDER_LIST_SUBMITTED = "provider_list.submitted"
 PROVIDER_LIST_REGISTERED = "provider_list.registered"
 PROVIDER_LIST_REJECTED = "provider_list.rejected"
+PROVIDER_LIST_EXPIRED = "provider_list.expired"
 CLIENT_SEARCHED = "client.searched"
 CLIENT_CREATED = "client.created"
 CLIENT_DELETED = "client.deleted"
@@ -98,6 +99,7 @@ EVENT_SOURCES: dict[str, tuple[str, ...]] = {
         PROVIDER_LIST_SUBMITTED,
         PROVIDER_LIST_REGISTERED,
         PROVIDER_LIST_REJECTED,
+        PROVIDER_LIST_EXPIRED,
     ),
     "clients": (
         CLIENT_SEARCHED,

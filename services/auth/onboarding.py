@@ -38,11 +38,13 @@ from overdracht.contracts import (
     PROVIDER_ACTIVATED,
     PROVIDER_DEACTIVATED,
     PROVIDER_INVITED,
+    PROVIDER_LIST_EXPIRED,
     PROVIDER_LIST_REGISTERED,
     PROVIDER_LIST_REJECTED,
     PROVIDER_LIST_SUBMITTED,
     PROVIDER_PASSWORD_RESET,
     PROVIDER_UNLOCKED,
+    SYSTEM_ACTOR,
     ZORGVERLENER,
     Conflict,
     Forbidden,
@@ -56,6 +58,7 @@ from overdracht.contracts import (
     Unavailable,
     make_event,
 )
+from overdracht.db import Transaction
 from overdracht.entrypoints import rpc
 from overdracht.identity import GATEWAY, OPERATOR
 from services.auth import lists
@@ -89,6 +92,11 @@ BEHEERDER_MAY_REGISTER = (ZORGVERLENER, COORDINATOR)
 #: twice its slowest row so far, if longer), and leaves the rest to the next call
 ROW_MARGIN_SECONDS = 2.0
 LIST_CLOSED = N_("Deze lijst is al afgehandeld.")
+#: days a submitted list waits for a beheerder: then the sweep closes it as expired, and
+#: the rows of people who got no account go (a coördinator may submit it again)
+LIST_OPEN_DAYS = 30
+#: the states of a list that takes no more registering
+CLOSED = ("rejected", "expired")
 #: SMS codes one activation link may have sent
 MAX_ACTIVATION_CODES = 5
 #: why a link no longer works, as its owner reads it (with the value `hours`)
@@ -402,23 +410,28 @@ class Onboarding:
                 raise NotFound("Deze lijst bestaat niet.")
             if found.status != "submitted":
                 raise Conflict(LIST_CLOSED, "list_closed")
-            discarded = tx.session.execute(
-                sa.delete(ProviderListRow).where(
-                    ProviderListRow.list_id == wanted, ProviderListRow.provider_id.is_(None)
-                )
-            ).rowcount
-            found.status = "rejected"
-            found.reviewed_at = clock.now()
-            tx.emit(
-                make_event(
-                    PROVIDER_LIST_REJECTED,
-                    actor=actor,
-                    access_point=access_point or {},
-                    object={"type": "provider_list", "id": str(wanted)},
-                    detail={"region": found.region, "discarded": discarded},
-                )
+            discarded = _close_list(
+                tx, found, "rejected", PROVIDER_LIST_REJECTED, actor, access_point
             )
         return {"list_id": str(wanted), "status": "rejected", "discarded": discarded}
+
+    def _expire_waiting_lists(self, tx: Transaction, now: datetime) -> tuple[int, int]:
+        """Close the lists nobody registered or rejected within LIST_OPEN_DAYS, as a
+        rejection would (the sweep's part, in its transaction); returns how many lists,
+        and how many rows of people without an account were deleted with them."""
+        waiting = tx.session.scalars(
+            sa.select(ProviderList)
+            .where(
+                ProviderList.status == "submitted",
+                ProviderList.submitted_at <= now - timedelta(days=LIST_OPEN_DAYS),
+            )
+            .with_for_update(skip_locked=True)  # one being registered now is left for later
+        ).all()
+        discarded = sum(
+            _close_list(tx, found, "expired", PROVIDER_LIST_EXPIRED, SYSTEM_ACTOR, {})
+            for found in waiting
+        )
+        return len(waiting), discarded
 
     @rpc
     def import_provider_list(self, operator: str, region: str, filename: str, content: str) -> dict:
@@ -726,7 +739,7 @@ class Onboarding:
             found = session.get(ProviderList, list_id)
             if found is None:
                 raise NotFound("Deze lijst bestaat niet.")
-            if found.status == "rejected":
+            if found.status in CLOSED:
                 raise Conflict(LIST_CLOSED, "list_closed")
             # rows not tried yet first: a call that runs out of time leaves the ones that
             # failed before (a mail server away) for last, not the new ones
@@ -748,7 +761,7 @@ class Onboarding:
             try:
                 with self.db.transaction() as tx:
                     row = tx.session.get(ProviderListRow, row_id, with_for_update=True)
-                    if row is None or row.provider_id is not None:  # rejected, or registered
+                    if row is None or row.provider_id is not None:  # closed, or registered
                         continue  # meanwhile
                     data = {
                         "full_name": row.full_name,
@@ -773,7 +786,7 @@ class Onboarding:
             if problem is not None:
                 with self.db.transaction() as tx:
                     row = tx.session.get(ProviderListRow, row_id)
-                    if row is not None:  # not rejected meanwhile
+                    if row is not None:  # not closed meanwhile
                         row.problem = problem[:300]
                         failed.append({"line": row.line, "message": problem})
             slowest = max(slowest, time.monotonic() - started)
@@ -785,7 +798,7 @@ class Onboarding:
                     ProviderListRow.list_id == list_id, ProviderListRow.provider_id.is_(None)
                 )
             )
-            if not left and found.status == "submitted":  # not rejected meanwhile
+            if not left and found.status == "submitted":  # not closed meanwhile
                 found.status = "registered"
             found.reviewed_at = clock.now()
             tx.emit(
@@ -955,3 +968,33 @@ def actor_of(provider: Provider | None, username: str = "") -> dict:
         "role": provider.role,
         "region": provider.region,
     }
+
+
+def _close_list(
+    tx: Transaction,
+    found: ProviderList,
+    status: str,
+    event: str,
+    actor: dict,
+    access_point: dict | None,
+) -> int:
+    """Close a submitted list (locked by the caller) for good: its rows not registered are
+    deleted, with the names, addresses and numbers of people who get no account, and the
+    event says how many. Returns that number."""
+    discarded = tx.session.execute(
+        sa.delete(ProviderListRow).where(
+            ProviderListRow.list_id == found.id, ProviderListRow.provider_id.is_(None)
+        )
+    ).rowcount
+    found.status = status
+    found.reviewed_at = clock.now()
+    tx.emit(
+        make_event(
+            event,
+            actor=actor,
+            access_point=access_point or {},
+            object={"type": "provider_list", "id": str(found.id)},
+            detail={"region": found.region, "discarded": discarded},
+        )
+    )
+    return discarded

@@ -464,7 +464,8 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
     @rpc
     def purge_expired(self, system: str) -> dict:
         """Delete ended and expired sessions and login challenges, activation links that
-        ended ACTIVATION_KEPT_DAYS ago, and spent recovery codes; returns counts."""
+        ended ACTIVATION_KEPT_DAYS ago, and spent recovery codes; close provider lists
+        left waiting (onboarding.LIST_OPEN_DAYS). Returns counts."""
         self.identity.system(system)
         now = _now()
         idle = timedelta(minutes=config.get_int("OVERDRACHT_SESSION_IDLE_MINUTES"))
@@ -501,12 +502,15 @@ class AuthService(onboarding.Onboarding, second_factor.SecondFactor):
             recovery_codes = tx.session.execute(
                 sa.delete(RecoveryCode).where(RecoveryCode.used_at.is_not(None))
             ).rowcount
+            lists, rows = self._expire_waiting_lists(tx, now)
         return {
             "sessions": sessions,
             "login_challenges": challenges,
             "login_throttles": throttles,
             "activations": activations,
             "recovery_codes": recovery_codes,
+            "provider_lists": lists,
+            "provider_list_rows": rows,
         }
 
     def _send_code(self, challenge_id: uuid.UUID, phone: str, code: str) -> None:

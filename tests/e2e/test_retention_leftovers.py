@@ -19,7 +19,13 @@ import pytest
 import sqlalchemy as sa
 
 from overdracht import config
-from services.auth.models import Activation, LoginChallenge, Provider, RecoveryCode
+from services.auth.models import (
+    Activation,
+    LoginChallenge,
+    Provider,
+    ProviderList,
+    RecoveryCode,
+)
 from services.auth.models import Session as LoginSession
 from services.clients.models import Search
 from services.documents.models import Ticket
@@ -308,6 +314,48 @@ def test_links_that_ended_a_month_ago_and_spent_recovery_codes_are_purged(harnes
     assert again.status_code == 401  # refused just as well without its row
     _, other = log_in_with(harness, account, lambda _: codes[1])
     assert other.status_code == 200, other.text
+
+
+def test_a_list_left_waiting_a_month_is_closed_and_forgets_the_people_it_named(harness, quiet):
+    coordinator = harness.provider(role="coordinator", region=f"VSV Wacht {uuid.uuid4().hex[:6]}")
+    beheerder = harness.provider(role="beheerder", region="Landelijk")
+    names = [f"Sanne Smit {uuid.uuid4().hex[:4]}" for _ in range(3)]
+    lines = [
+        f"{name};{uuid.uuid4().hex[:10]}@vsv-test.nl;{mobile()};verloskundige;De Linde;"
+        for name in names
+    ]
+    header = "Naam;E-mailadres;Mobiel nummer;Beroep;Organisatie;AGB-code"
+
+    def submit(*rows: str) -> str:
+        content = "\r\n".join([header, *rows]).encode()
+        answer = coordinator.post("/provider-lists", files={"file": ("vsv.csv", content, "text/csv")})
+        assert answer.status_code == 201, answer.text
+        return answer.json()["list_id"]
+
+    old, fresh = submit(*lines[:2]), submit(lines[2])
+    with database("auth") as session:
+        session.execute(
+            sa.update(ProviderList)
+            .where(ProviderList.id == uuid.UUID(old))
+            .values(submitted_at=datetime.now(UTC) - timedelta(days=31))
+        )
+
+    swept = sweep(harness)
+    assert swept["provider_lists"] >= 1 and swept["provider_list_rows"] >= 2, swept
+    closed = beheerder.get(f"/provider-lists/{old}").json()
+    assert closed["status"] == "expired" and closed["rows"] == [], closed
+    waiting = beheerder.get(f"/provider-lists/{fresh}").json()
+    assert waiting["status"] == "submitted" and len(waiting["rows"]) == 1, waiting
+    registering = beheerder.post(f"/provider-lists/{old}/register")
+    assert registering.status_code == 409, registering.text
+    assert registering.json()["error"]["code"] == "list_closed"
+    records = harness.audit_until(
+        lambda es: any(e["object"]["id"] == old for e in es), event="provider_list.expired"
+    )
+    mine = [e for e in records if e["object"]["id"] == old]
+    assert [(e["actor"]["type"], e["detail"]["discarded"]) for e in mine] == [("system", 2)]
+    assert not any(name in json.dumps(records) for name in names)
+    assert sweep(harness)["provider_list_rows"] == 0  # closed once; the fresh one still waits
 
 
 def test_old_lookups_are_purged_recent_ones_still_let_a_provider_declare(harness, quiet):
