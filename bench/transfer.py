@@ -6,8 +6,10 @@ in, checked whole and decrypted on the way out) against a raw PUT and GET of the
 bytes, best of 3 rounds each, the rounds interleaved so that a noisy moment hits both;
 20 uploads of 5 MiB at once against 20 raw PUTs at once, and those 20 documents downloaded
 at once against 20 raw GETs at once (no target of the issue's: it shows what a request
-costs besides its bytes); and the peak growth of resident memory of every process of the
-platform during all of it. It never asserts a timing.
+costs besides its bytes); the peak growth of resident memory of every process of the
+platform during all of it; and the CPU time each kind of transfer cost, by who spent it,
+with the most the transfers at once can reach on this machine's cores for that cost
+(bench/cpu.py). It never asserts a timing.
 
 The client does the same for both sides of a comparison: it sends bytes it prepared
 beforehand (the multipart form is encoded before the clock starts) and keeps what it
@@ -31,6 +33,7 @@ from typing import TypeVar
 import requests
 from urllib3 import encode_multipart_formdata
 
+from bench.cpu import CLIENT, MACHINE, SERVERS, CpuMeter
 from bench.rss import RssSampler
 from ops.sandbox import sandbox
 from overdracht import config
@@ -49,6 +52,8 @@ RSS_LIMIT = 64 * MiB
 RAW = {"put", "get", "cput", "cget"}
 #: the object store's processes (it grows during the raw transfers too)
 STORE = {"seaweedfs"}
+#: the platform's own processes, as the sandbox names them
+PLATFORM_SPENDERS = {"gateway", "auth", "clients", "documents", "audit", "retention"}
 T = TypeVar("T")
 
 
@@ -169,10 +174,11 @@ def main() -> int:
             for key in ("put", "upload", "get", "download", "cput", "cupload", "cget", "cdownload")
         }
         roots = [(name, process.pid) for name, process in platform.processes]
+        cpu = CpuMeter(roots)
         with RssSampler(roots) as memory:
 
             def measure(key: str, action: Callable[[], T]) -> T:
-                with memory.window("raw" if key in RAW else "platform"):
+                with memory.window("raw" if key in RAW else "platform"), cpu.window(key):
                     return timed(times[key], action)
 
             for i in range(ROUNDS):
@@ -246,7 +252,37 @@ def main() -> int:
             f"largest growth over the run, {label}: {worst.growth / MiB:.1f} MiB ({worst.name});"
             f" target ≤ {RSS_LIMIT // MiB}: {'met' if worst.growth <= RSS_LIMIT else 'NOT met'}"
         )
+    print_cpu(cpu, times, rows)
     return 0
+
+
+def print_cpu(cpu: CpuMeter, times: dict[str, list[float]], rows: tuple) -> None:
+    """CPU seconds per round by spender, and what that cost allows the transfers at once.
+
+    A round through the platform cannot take less than the machine's CPU seconds for it
+    spread over every core; so the ratio to the raw round can be at most the raw round's
+    time × cores ÷ the platform round's CPU seconds.
+    """
+    cores = os.cpu_count() or 1
+    spenders = ["seaweedfs", "platform", *SERVERS, CLIENT, MACHINE]
+    print(
+        "CPU seconds per round (mean of the rounds), by who spent them: the object store,"
+        " the gateway and the services, the machine's broker and database, this client,"
+        f" and the whole machine ({cores} cores)"
+    )
+    print(f"  {'path':<42}" + "".join(f"{s:>10}" for s in spenders))
+    for name, key, *_ in rows:
+        spent = cpu.per_window(key)
+        spent["platform"] = sum(
+            seconds for spender, seconds in spent.items() if spender in PLATFORM_SPENDERS
+        )
+        print(f"  {name:<42}" + "".join(f"{spent.get(s, 0.0):>10.2f}" for s in spenders))
+    for name, key, _, raw, _target in rows:
+        if raw is None or not key.startswith("c"):
+            continue
+        raw_round = sum(times[raw]) / len(times[raw])
+        bound = raw_round * cores / cpu.per_window(key)[MACHINE]
+        print(f"{name}: for its CPU, at most {bound:.2f} of the raw rounds on {cores} cores")
 
 
 if __name__ == "__main__":
