@@ -136,6 +136,39 @@ def _id_or_none(value: Any) -> str | None:
         return None
 
 
+def _new_ticket(
+    kind: str, document_id: uuid.UUID, client_id: uuid.UUID, details: dict
+) -> tuple[str, Ticket]:
+    """A one-time ticket's token, and its row to add (only the token's hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    ttl = timedelta(seconds=config.get_int("OVERDRACHT_TICKET_TTL_SECONDS"))
+    ticket = Ticket(
+        token_hash=_digest(token),
+        kind=kind,
+        document_id=document_id,
+        client_id=client_id,
+        details=details,
+        expires_at=datetime.now(UTC) + ttl,
+    )
+    return token, ticket
+
+
+def _claiming(kind: str, token: str) -> sa.Update:
+    """Use a ticket once: the first claim wins, later and late ones get nothing."""
+    now = datetime.now(UTC)
+    return (
+        sa.update(Ticket)
+        .where(
+            Ticket.token_hash == _digest(token),
+            Ticket.kind == kind,
+            Ticket.used_at.is_(None),
+            Ticket.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(Ticket)
+    )
+
+
 def _document_object(document: Document) -> dict:
     return {"type": "document", "id": str(document.id), "document_type": document.document_type}
 
@@ -269,10 +302,6 @@ class DocumentsService:
             subject=str(document.client_id),
             object=_document_object(document),
         )
-        # not kept for a redelivery (Transaction.answer): the reply is a bearer ticket, and
-        # a second run only adds a grant that no delivery follows (shown as not delivered)
-        with self.db.transaction(confirm_events=True) as tx:
-            tx.emit(grant)
         # send_download records how the download ended (document.delivery), naming the grant
         details = {
             "grant_event_id": grant["event_id"],
@@ -280,7 +309,14 @@ class DocumentsService:
             "access_point": grant["access_point"],
             "object": grant["object"],
         }
-        token = self._issue(DOWNLOAD, document.id, document.client_id, details)
+        token, ticket = _new_ticket(DOWNLOAD, document.id, document.client_id, details)
+        # the ticket commits with the grant, but only this reply carries its token: given
+        # when the broker confirmed the grant. Not kept for a redelivery (Transaction.answer):
+        # the reply is a bearer ticket, and a second run only adds a grant that no delivery
+        # follows (shown as not delivered)
+        with self.db.transaction(confirm_events=True) as tx:
+            tx.emit(grant)
+            tx.session.add(ticket)
         return {"ticket": token, **document.as_dict()}
 
     @rpc
@@ -596,7 +632,11 @@ class DocumentsService:
         refusal before the first byte as `failed`, the body's end as the Delivery says.
         """
         try:
-            ticket = self._claim(DOWNLOAD, request.headers.get(TICKET_HEADER, ""))
+            with self.db.transaction() as tx:
+                ticket = tx.session.scalar(
+                    _claiming(DOWNLOAD, request.headers.get(TICKET_HEADER, ""))
+                )
+                document = ticket and tx.session.get(Document, ticket.document_id)
         except OverdrachtError as exc:  # the database is away
             return _error(exc)
         if ticket is None:
@@ -607,8 +647,6 @@ class DocumentsService:
             in_background(self._record_delivery, ticket, size, outcome, sent, reason)
 
         size = 0
-        with self.db.read() as session:
-            document = session.get(Document, ticket.document_id)
         if document is None:
             report(DELIVERY_FAILED, 0, NOT_FOUND)
             return _error(NotFound("Document niet gevonden."))
@@ -901,36 +939,14 @@ class DocumentsService:
         self._remove_objects(list(keys))
 
     def _issue(self, kind: str, document_id: uuid.UUID, client_id: uuid.UUID, details: dict) -> str:
-        token = secrets.token_urlsafe(32)
-        ttl = timedelta(seconds=config.get_int("OVERDRACHT_TICKET_TTL_SECONDS"))
+        token, ticket = _new_ticket(kind, document_id, client_id, details)
         with self.db.transaction() as tx:
-            tx.session.add(
-                Ticket(
-                    token_hash=_digest(token),
-                    kind=kind,
-                    document_id=document_id,
-                    client_id=client_id,
-                    details=details,
-                    expires_at=datetime.now(UTC) + ttl,
-                )
-            )
+            tx.session.add(ticket)
         return token
 
     def _claim(self, kind: str, token: str) -> Ticket | None:
-        """Use a ticket once: the first claim wins, later and late ones get nothing."""
-        now = datetime.now(UTC)
         with self.db.transaction() as tx:
-            return tx.session.scalar(
-                sa.update(Ticket)
-                .where(
-                    Ticket.token_hash == _digest(token),
-                    Ticket.kind == kind,
-                    Ticket.used_at.is_(None),
-                    Ticket.expires_at > now,
-                )
-                .values(used_at=now)
-                .returning(Ticket)
-            )
+            return tx.session.scalar(_claiming(kind, token))
 
     def _zorgverlener(
         self, principal: str, access_point: dict, action: str, document_id: str
