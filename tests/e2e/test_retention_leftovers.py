@@ -328,7 +328,9 @@ def test_a_list_left_waiting_a_month_is_closed_and_forgets_the_people_it_named(h
 
     def submit(*rows: str) -> str:
         content = "\r\n".join([header, *rows]).encode()
-        answer = coordinator.post("/provider-lists", files={"file": ("vsv.csv", content, "text/csv")})
+        answer = coordinator.post(
+            "/provider-lists", files={"file": ("vsv.csv", content, "text/csv")}
+        )
         assert answer.status_code == 201, answer.text
         return answer.json()["list_id"]
 
