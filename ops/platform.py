@@ -269,14 +269,7 @@ class Platform:
         for name in instances("gateway", self.scale["gateway"]):
             self.spawn(name, self._gateway_command(name))
         wait_for(self._rpc_queues_ready, "the services", 60)
-        wait_for(
-            lambda: (
-                self.check_alive()
-                or _http_status(f"http://127.0.0.1:{self.ports.gateway}/healthz") == 200
-            ),
-            "the gateway",
-            60,
-        )
+        wait_for(self._gateway_serves, "the gateway", 60)
 
     def _gateway_command(self, name: str) -> list[str]:
         """One gateway instance; every instance binds the same port (SO_REUSEPORT)."""
@@ -317,6 +310,10 @@ class Platform:
     def scale(self) -> dict[str, int]:
         return scale_of(self.env.get("OVERDRACHT_SCALE", ""))
 
+    def _gateway_serves(self) -> bool:
+        self.check_alive()
+        return _http_status(f"http://127.0.0.1:{self.ports.gateway}/healthz") == 200
+
     def _rpc_queues_ready(self) -> bool:
         """Every instance of every service consumes its RPC queue (asked as the gateway)."""
         self.check_alive()
@@ -356,7 +353,8 @@ class Platform:
         """Start a stopped service with the command it had, and wait until it serves."""
         argv, log = self.commands[name]
         self.spawn(name, argv, log)
-        wait_for(self._rpc_queues_ready, name, 60)
+        serves = self._gateway_serves if name.split("-")[0] == "gateway" else self._rpc_queues_ready
+        wait_for(serves, name, 60)
 
     def send_signal(self, name: str, signum: int) -> None:
         """Signal a running component's processes (the fault tests hang one with SIGSTOP)."""

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.message
+import email.policy
 import json
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from aiosmtpd.controller import Controller
 
 
 def free_port() -> int:
@@ -108,3 +113,28 @@ class SmtpRecorder:
             return self.answers.pop(0)
         self.received.append((envelope.mail_from, envelope.rcpt_tos, envelope.content))
         return "250 OK"
+
+
+class Smtp:
+    """aiosmtpd on a fixed port, to stop and start again."""
+
+    def __init__(self) -> None:
+        self.recorder = SmtpRecorder()
+        self.port = free_port()
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def mails_to(self, address: str) -> list[email.message.EmailMessage]:
+        return [
+            email.message_from_bytes(content, policy=email.policy.default)
+            for _, to, content in self.recorder.received
+            if address in to
+        ]

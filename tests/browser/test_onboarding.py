@@ -7,6 +7,7 @@ reviews and registers it, and a provider on it opens the activation link from he
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from datetime import UTC, datetime
@@ -14,7 +15,8 @@ from datetime import UTC, datetime
 import pyotp
 from playwright.sync_api import Page, expect
 
-from tests.support import Account, Harness, mobile
+from tests.servers import Smtp
+from tests.support import Account, Harness, mobile, restarted
 
 PASSWORD = "zeeuwse klei en blauwe reigers"
 
@@ -164,3 +166,51 @@ def test_a_beheerder_rejects_a_list_after_confirming(browser, harness):
     row.get_by_role("link").click()
     expect(page.locator("#list-rows")).not_to_contain_text(name)
     expect(page.get_by_role("button", name="Ja, afwijzen")).to_have_count(0)
+
+
+def test_a_long_list_is_registered_part_by_part_from_its_page(browser, harness, platform):
+    """A mail server that takes its time: each press of the button registers what fits in
+    the gateway's wait, the page says how many rows are left, and the next press goes on."""
+    region = f"VSV Lang {uuid.uuid4().hex[:4]}"
+    emails = [f"stap-{uuid.uuid4().hex[:8]}@vsv-test.nl" for _ in range(16)]
+    rows = [
+        f"Romy {n}ent;{e};{mobile()};verloskundige"
+        for n, e in zip("BDFHKLMNPRSTVWZJ", emails, strict=True)
+    ]
+    listing = "\r\n".join(["Naam;E-mail;Mobiel;Beroep", *rows]) + "\r\n"
+    coordinator = harness.provider(role="coordinator", region=region)
+    submitted = coordinator.post("/provider-lists", files={"file": ("lang.csv", listing.encode())})
+    assert submitted.status_code == 201, submitted.text
+    beheerder = harness.account(role="beheerder", region="Landelijk")
+    smtp = Smtp()
+    smtp.start()
+    smtp.recorder.delay = 0.3  # 16 invitations take about 5 s; the gateway waits 4
+    mail = {
+        "OVERDRACHT_MAIL_PROVIDER": "smtp",
+        "OVERDRACHT_SMTP_HOST": "127.0.0.1",
+        "OVERDRACHT_SMTP_PORT": str(smtp.port),
+        "OVERDRACHT_SMTP_STARTTLS": "false",
+    }
+    with contextlib.ExitStack() as stack:
+        stack.callback(smtp.stop)
+        stack.enter_context(restarted(platform, "auth", mail))
+        stack.enter_context(restarted(platform, "gateway", {"OVERDRACHT_RPC_TIMEOUT": "4"}))
+        page = browser.new_page()
+        log_in(page, harness, beheerder)
+        page.get_by_role("navigation").get_by_role("link", name="Lijsten").click()
+        page.get_by_role("row").filter(has_text=region).get_by_role("link").click()
+        counts = []
+        button = page.get_by_role("button", name=re.compile(r"^Alle \d+ registreren$"))
+        while button.count() and len(counts) < 6:
+            button.click()
+            summary = page.get_by_text(re.compile(r"\d+ van 16 geregistreerd"))
+            done = int(re.search(r"(\d+) van 16", summary.inner_text()).group(1))
+            counts.append(done)
+            if done < 16:
+                left = page.get_by_role("status").filter(has_text="te gaan")
+                expect(left).to_contain_text(f"Nog {16 - done} regel(s) te gaan")
+                expect(button).to_have_text(f"Alle {16 - done} registreren")
+        assert len(counts) >= 2 and counts == sorted(counts) and counts[-1] == 16, counts
+        expect(page.get_by_role("button", name=re.compile("registreren"))).to_have_count(0)
+        expect(page.locator("#list-rows")).not_to_contain_text("Aangemeld")
+    assert all(len(smtp.mails_to(e)) == 1 for e in emails)

@@ -8,8 +8,6 @@ password, no login waiting on a code that never went.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import re
 import time
@@ -17,35 +15,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from tests.servers import FakeCm, SmtpRecorder, free_port, run_in_thread
+from tests.servers import FakeCm, Smtp, run_in_thread
 from tests.support import mobile, restarted, settings
-
-
-class Smtp:
-    """aiosmtpd on a fixed port, to stop and start again."""
-
-    def __init__(self) -> None:
-        self.recorder = SmtpRecorder()
-        self.port = free_port()
-        self.controller: Controller | None = None
-
-    def start(self) -> None:
-        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    def mails_to(self, address: str) -> list[email.message.EmailMessage]:
-        return [
-            email.message_from_bytes(content, policy=email.policy.default)
-            for _, to, content in self.recorder.received
-            if address in to
-        ]
 
 
 @pytest.fixture(scope="module")
