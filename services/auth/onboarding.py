@@ -425,7 +425,7 @@ class Onboarding:
                 ProviderList.status == "submitted",
                 ProviderList.submitted_at <= now - timedelta(days=LIST_OPEN_DAYS),
             )
-            .with_for_update(skip_locked=True)  # one being registered now is left for later
+            .with_for_update(skip_locked=True)  # one a beheerder is closing now is hers
         ).all()
         discarded = sum(
             _close_list(tx, found, "expired", PROVIDER_LIST_EXPIRED, SYSTEM_ACTOR, {})

@@ -44,10 +44,9 @@ StreamingAead = tink_streaming.StreamingAead
 DATA_KEY_TEMPLATE = tink_streaming.streaming_aead_key_templates.AES256_GCM_HKDF_1MB
 #: a master key, for wrapping data keys
 MASTER_KEY_TEMPLATE = aead.aead_key_templates.AES256_GCM
-#: plaintext is encrypted, and decrypted plaintext handed on, in pieces of this size: a
-#: quarter of a segment, so a download holds a quarter of the piece it read and the one
-#: held back (1 MiB pieces: documents grew 13 MiB more with 20 downloads at once, and
-#: used no less CPU)
+#: plaintext is encrypted, and decrypted plaintext handed on, in pieces of this size (a
+#: quarter of a segment). A download holds the piece it read and the one held back: with
+#: pieces of 1 MiB, 20 downloads at once grew documents 13 MiB more, for no less CPU
 CHUNK = 256 * 1024
 #: the most ciphertext an encrypting reader prepares for one read (minio asks for a part,
 #: 8 MiB, and a byte): one large read instead of many small ones it would concatenate
