@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.rss import children
+from bench.rss import tree
 
 PROC = Path("/proc")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -50,23 +50,17 @@ def machine_seconds() -> float:
     return (sum(values[:8]) - idle - iowait - steal) / TICK
 
 
-def _named(names: set[str]) -> list[int]:
-    found = []
+def _servers() -> dict[str, float]:
+    """The CPU time of the machine's own servers so far, by SERVERS' names."""
+    spent = dict.fromkeys(SERVERS, 0.0)
     for entry in PROC.iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() in names:
-                    found.append(int(entry.name))
-    return found
-
-
-def _tree(root: int) -> list[int]:
-    pids, pending = [], [root]
-    while pending:
-        pid = pending.pop()
-        pids.append(pid)
-        pending += children(pid)
-    return pids
+                comm = (entry / "comm").read_text().strip()
+                for name, comms in SERVERS.items():
+                    if comm in comms:
+                        spent[name] += cpu_seconds(int(entry.name))
+    return spent
 
 
 class CpuMeter:
@@ -80,9 +74,8 @@ class CpuMeter:
 
     def _now(self) -> dict[str, float]:
         """Every spender's CPU time so far (processes found anew: a worker may restart)."""
-        now = {name: sum(cpu_seconds(pid) for pid in _tree(root)) for name, root in self._roots}
-        for name, names in SERVERS.items():
-            now[name] = sum(cpu_seconds(pid) for pid in _named(names))
+        now = {name: sum(cpu_seconds(pid) for pid in tree(root)) for name, root in self._roots}
+        now.update(_servers())
         now[CLIENT] = time.process_time()
         now[MACHINE] = machine_seconds()
         return now

@@ -57,6 +57,16 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def tree(root: int) -> list[int]:
+    """A process and all its descendants."""
+    pids, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        pids.append(pid)
+        pending += children(pid)
+    return pids
+
+
 class RssSampler:
     """Samples the resident memory of named processes and their descendants until stopped."""
 
@@ -96,13 +106,8 @@ class RssSampler:
     def _discover(self) -> None:
         """Name every process under the roots: `gateway`, `gateway worker 1234`, ..."""
         for name, root in self._roots:
-            self._names.setdefault(root, name)
-            pending = [root]
-            while pending:
-                for child in children(pending.pop()):
-                    if child not in self._names:
-                        self._names[child] = f"{name} worker {child}"
-                        pending.append(child)
+            for pid in tree(root):
+                self._names.setdefault(pid, name if pid == root else f"{name} worker {pid}")
 
     def _sample(self) -> None:
         for pid, name in list(self._names.items()):

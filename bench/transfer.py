@@ -52,8 +52,6 @@ RSS_LIMIT = 64 * MiB
 RAW = {"put", "get", "cput", "cget"}
 #: the object store's processes (it grows during the raw transfers too)
 STORE = {"seaweedfs"}
-#: the platform's own processes, as the sandbox names them
-PLATFORM_SPENDERS = {"gateway", "auth", "clients", "documents", "audit", "retention"}
 T = TypeVar("T")
 
 
@@ -273,9 +271,9 @@ def print_cpu(cpu: CpuMeter, times: dict[str, list[float]], rows: tuple) -> None
     print(f"  {'path':<42}" + "".join(f"{s:>10}" for s in spenders))
     for name, key, *_ in rows:
         spent = cpu.per_window(key)
-        spent["platform"] = sum(
-            seconds for spender, seconds in spent.items() if spender in PLATFORM_SPENDERS
-        )
+        # the platform: every process the sandbox started, but the object store
+        others = {*STORE, *SERVERS, CLIENT, MACHINE}
+        spent["platform"] = sum(s for spender, s in spent.items() if spender not in others)
         print(f"  {name:<42}" + "".join(f"{spent.get(s, 0.0):>10.2f}" for s in spenders))
     for name, key, _, raw, _target in rows:
         if raw is None or not key.startswith("c"):
