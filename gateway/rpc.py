@@ -1,11 +1,13 @@
-"""A small pool of standalone nameko RPC proxies: each is single-threaded, so one per request."""
+"""A pool of standalone nameko RPC proxies: each is single-threaded, so one per request."""
 
 from __future__ import annotations
 
 import logging
 import queue
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from kombu.exceptions import KombuError
@@ -25,11 +27,27 @@ _ANSWERED = (OverdrachtError, RemoteError)
 _AWAY = (RpcTimeout, UnknownService, KombuError, OSError)
 
 
+@dataclass
+class _Loan:
+    holder: ClusterRpcProxy
+    proxy: Any
+    broken: bool = False
+
+
 class RpcPool:
+    """Proxies kept between requests: each is a broker connection with a reply queue, so
+    making one per request would cost the broker and the gateway more than the call.
+
+    A request holds one proxy at a time. A call made while the arguments of another are
+    worked out (`rpc.documents.list(principal(), …)`, where principal() asks auth) uses
+    the proxy the request already holds: the calls are one after the other on one thread.
+    """
+
     def __init__(self, nameko_config: dict[str, Any], size: int, timeout: float) -> None:
         self._config = nameko_config
         self._timeout = timeout
         self._idle: queue.LifoQueue[tuple[ClusterRpcProxy, Any]] = queue.LifoQueue(maxsize=size)
+        self._held = threading.local()
 
     @contextmanager
     def cluster(self) -> Iterator[Any]:
@@ -38,6 +56,43 @@ class RpcPool:
         Whatever failed on the way (no broker, a connection cut, no answer in time)
         comes out as Unavailable, like any other outage the user cannot help.
         """
+        loan: _Loan | None = getattr(self._held, "loan", None)
+        if loan is not None:
+            with self._calling(loan):
+                yield loan.proxy
+            return
+        loan = self._lend()
+        self._held.loan = loan
+        try:
+            with self._calling(loan):
+                yield loan.proxy
+        finally:
+            self._held.loan = None
+            if loan.broken:
+                _stop(loan.holder)
+            else:
+                try:
+                    self._idle.put_nowait((loan.holder, loan.proxy))
+                except queue.Full:
+                    _stop(loan.holder)
+
+    @staticmethod
+    @contextmanager
+    def _calling(loan: _Loan) -> Iterator[None]:
+        """Calls on a loaned proxy; anything but the remote side's answer breaks it."""
+        try:
+            yield
+        except _ANSWERED:
+            raise
+        except _AWAY as exc:
+            loan.broken = True
+            log.error("service unavailable: %s", type(exc).__name__)
+            raise Unavailable() from exc
+        except BaseException:
+            loan.broken = True
+            raise
+
+    def _lend(self) -> _Loan:
         try:
             holder, proxy = self._idle.get_nowait()
         except queue.Empty:
@@ -52,24 +107,7 @@ class RpcPool:
                 log.error("service unavailable: %s", type(exc).__name__)
                 _stop(holder)
                 raise Unavailable() from exc
-        healthy = False
-        try:
-            yield proxy
-            healthy = True
-        except _ANSWERED:
-            healthy = True
-            raise
-        except _AWAY as exc:
-            log.error("service unavailable: %s", type(exc).__name__)
-            raise Unavailable() from exc
-        finally:
-            if healthy:
-                try:
-                    self._idle.put_nowait((holder, proxy))
-                except queue.Full:
-                    _stop(holder)
-            else:
-                _stop(holder)
+        return _Loan(holder, proxy)
 
     def close(self) -> None:
         while True:

@@ -38,7 +38,7 @@ import pika
 from kombu import Exchange, Queue
 from nameko import rpc as nameko_rpc
 from nameko.amqp.publish import Publisher
-from nameko.constants import RPC_EXCHANGE_CONFIG_KEY
+from nameko.constants import NON_PERSISTENT, RPC_EXCHANGE_CONFIG_KEY
 from nameko.messaging import QueueConsumer
 from nameko.rpc import RPC_REPLY_QUEUE_TTL, ReplyListener
 from nameko.standalone.rpc import SingleThreadedReplyListener
@@ -440,7 +440,18 @@ def remaining(deadline: float | None) -> float:
 BROKER_PATIENCE = {"max_retries": 1, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 1}
 
 
-class DeadlinePublisher(Publisher):
+class TransientPublisher(Publisher):
+    """RPC requests and replies are transient: nothing in them outlives their caller.
+
+    A request expires with its caller's patience and a reply is read at once or never, so
+    writing either to the broker's disk (nameko publishes everything persistent) costs a
+    write, and with confirms an fsync's wait, for a message no restart could use.
+    """
+
+    delivery_mode = NON_PERSISTENT
+
+
+class DeadlinePublisher(TransientPublisher):
     """Publishes RPC requests that expire with their caller's patience.
 
     Each request carries its deadline twice: as the AMQP expiration, so the broker drops
@@ -536,4 +547,5 @@ def adapt_nameko() -> None:
     """
     nameko_rpc.get_rpc_exchange = _provisioned_rpc_exchange
     nameko_rpc.MethodProxy.publisher_cls = DeadlinePublisher
+    nameko_rpc.Responder.publisher_cls = TransientPublisher
     QueueConsumer.establish_connection = _reconnect_promptly

@@ -44,7 +44,7 @@ DEFAULTS = {
     "OVERDRACHT_GATEWAY_BIND": "127.0.0.1:8000",
     "OVERDRACHT_TRUSTED_PROXIES": "0",
     "OVERDRACHT_RPC_TIMEOUT": "15",
-    "OVERDRACHT_RPC_POOL_SIZE": "8",
+    "OVERDRACHT_RPC_POOL_SIZE": "16",
     # SMS: "outbox" (a file, development only) or "cm" (CM.com; OVERDRACHT_SMS_CM_PRODUCT_TOKEN)
     "OVERDRACHT_SMS_PROVIDER": "outbox",
     "OVERDRACHT_SMS_OUTBOX": "var/outbox/sms.jsonl",

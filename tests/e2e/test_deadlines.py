@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
 
-from overdracht import config
+from kombu import Connection, Consumer, Exchange, Queue, pools
+
+from overdracht import bus, config
 from tests.support import mobile, valid_bsn
 
 
@@ -61,3 +64,36 @@ def test_a_hung_service_does_nothing_for_callers_that_gave_up(harness, platform)
     assert by_name == ["client.created", "client.searched"], by_name
     log = (platform.log_dir / "clients.log").read_text(errors="replace")
     assert "dropped: its caller stopped waiting" in log
+
+
+def test_rpc_requests_and_replies_are_transient(platform):
+    """Neither outlives its caller, so the broker must not write them to disk: auth's
+    reply comes back with delivery mode 1 (nameko sends everything persistent; the
+    request's side is in tests/unit/test_deadlines.py)."""
+    uri = platform.env["OVERDRACHT_GATEWAY_AMQP_URI"]
+    reply_key = f"reply-gateway-{uuid.uuid4()}"
+    exchange = Exchange(bus.RPC_EXCHANGE, type="topic", durable=True, no_declare=True)
+    replies: list = []
+    with Connection(uri) as connection:
+        channel = connection.channel()
+        queue = Queue(f"rpc.{reply_key}", exchange=exchange, routing_key=reply_key, exclusive=True)
+        queue(channel).declare()
+        with Consumer(channel, [queue], callbacks=[lambda body, m: (replies.append(m), m.ack())]):
+            bus.DeadlinePublisher(uri).publish(
+                {"args": ["not a caller token", "not a session"], "kwargs": {}},
+                exchange=exchange,
+                routing_key="auth.authenticate",
+                reply_to=reply_key,
+                correlation_id=str(uuid.uuid4()),
+            )
+            deadline = time.monotonic() + 15
+            while not replies and time.monotonic() < deadline:
+                try:
+                    connection.drain_events(timeout=1)
+                except TimeoutError:
+                    continue
+    pools.reset()  # the publisher's pooled connection
+    assert replies, "auth did not reply"
+    (reply,) = replies
+    assert reply.payload["error"]["exc_type"] == "Unauthenticated"
+    assert reply.properties["delivery_mode"] == 1

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 from nameko.amqp.publish import Publisher
+from nameko.constants import NON_PERSISTENT, PERSISTENT
 
 from overdracht import bus, config
 from overdracht.contracts import DeadlinePassed, Unauthenticated
@@ -70,6 +72,31 @@ def test_every_rpc_request_goes_out_through_the_deadline_publisher():
 
     bus.adapt_nameko()
     assert nameko_rpc.MethodProxy.publisher_cls is bus.DeadlinePublisher
+
+
+def test_requests_and_replies_reach_the_broker_transient(monkeypatch):
+    """What nameko hands kombu for a request and for a service's reply: delivery mode 1,
+    so the broker keeps neither on disk. Events, published with nameko's own Publisher
+    (overdracht/db.py), stay persistent."""
+    from nameko import rpc as nameko_rpc
+    from nameko.amqp import publish
+
+    sent: list[dict] = []
+
+    class Producer:
+        def publish(self, payload, **kwargs):
+            sent.append(kwargs)
+
+    @contextmanager
+    def producer(*args, **kwargs):
+        yield Producer()
+
+    monkeypatch.setattr(publish, "get_producer", producer)
+    bus.adapt_nameko()
+    bus.DeadlinePublisher("amqp://unused").publish({}, routing_key="auth.authenticate")
+    nameko_rpc.Responder.publisher_cls("amqp://unused").publish({}, routing_key="reply-gateway")
+    assert [kwargs["delivery_mode"] for kwargs in sent] == [NON_PERSISTENT, NON_PERSISTENT]
+    assert Publisher("amqp://unused").delivery_mode == PERSISTENT
 
 
 def _verifier(deadline: float | None) -> Verifier:
