@@ -119,6 +119,9 @@ DEFAULTS = {
     # documents: uploads being written to the object store at once, each holding a part
     # of up to 8 MiB in memory (services/documents/storage.py); the others wait for one
     "OVERDRACHT_STORE_PUTS": "2",
+    # documents: plaintext of small documents held in memory while they are served, at
+    # most this much at once; a download beyond it is served as a large one is
+    "OVERDRACHT_DOWNLOAD_HOLD_MB": "24",
 }
 
 #: Secrets have no default: `make run` generates them, production must set them.

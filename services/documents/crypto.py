@@ -1,12 +1,12 @@
 """Document bodies are encrypted before they leave the documents service.
 
 Envelope encryption with Tink. Every document gets its own streaming-AEAD data key
-(AES256_GCM_HKDF_1MB: AES-256-GCM in 1 MiB segments, each authenticated, the last one
-marked as last). The data key is wrapped by a master key from configuration, a Tink AEAD
-keyset named by a key id, and kept with that key id in the document's row; the object
-store only ever holds ciphertext. The document id is the associated data of both the
-wrapping and the stream, so neither a wrapped key nor an object put under another
-document decrypts. Deleting the row destroys the only copy of the data key.
+(Tink's AES256_GCM_HKDF_1MB with segments of 256 KiB: AES-256-GCM in segments, each
+authenticated, the last one marked as last). The data key is wrapped by a master key
+from configuration, a Tink AEAD keyset named by a key id, and kept with that key id in
+the document's row; the object store only ever holds ciphertext. The document id is the
+associated data of both the wrapping and the stream, so neither a wrapped key nor an
+object put under another document decrypts. Deleting the row destroys the only copy of the data key.
 
 Nothing here touches local disk: ciphertext is produced as the uploader's bytes arrive
 and pulled by the object store client; plaintext is produced as the object is read.
@@ -31,6 +31,7 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import Session
 from tink import aead, json_proto_keyset_format, proto_keyset_format, secret_key_access
 from tink import streaming_aead as tink_streaming
+from tink.proto import aes_gcm_hkdf_streaming_pb2, tink_pb2
 
 from overdracht import config
 from services.documents.streams import Hashing, RawReader
@@ -40,13 +41,33 @@ tink_streaming.register()
 
 StreamingAead = tink_streaming.StreamingAead
 
-#: a document's data key: AES-256-GCM, HKDF-derived per object, 1 MiB authenticated segments
-DATA_KEY_TEMPLATE = tink_streaming.streaming_aead_key_templates.AES256_GCM_HKDF_1MB
+#: a new data key's ciphertext segment. Tink holds about a segment of ciphertext and one of
+#: plaintext for every open stream: with 1 MiB segments, 20 decrypting streams took 58 MiB
+#: and encrypting in pieces of 256 KiB was three times slower (see docs/design.md). A data
+#: key's keyset names its own segment size: objects written in 1 MiB segments still decrypt.
+SEGMENT = 256 * 1024
+
+
+def _data_key_template(segment: int) -> tink_pb2.KeyTemplate:
+    """Tink's AES256_GCM_HKDF_1MB (AES-256-GCM, keys derived per object by HKDF-SHA256)
+    with another segment size; Tink's own function for this is deprecated."""
+    base = tink_streaming.streaming_aead_key_templates.AES256_GCM_HKDF_1MB
+    key_format = aes_gcm_hkdf_streaming_pb2.AesGcmHkdfStreamingKeyFormat.FromString(base.value)
+    key_format.params.ciphertext_segment_size = segment
+    return tink_pb2.KeyTemplate(
+        type_url=base.type_url,
+        value=key_format.SerializeToString(),
+        output_prefix_type=base.output_prefix_type,
+    )
+
+
+#: a document's data key: AES-256-GCM, HKDF-derived per object, authenticated segments
+DATA_KEY_TEMPLATE = _data_key_template(SEGMENT)
 #: a master key, for wrapping data keys
 MASTER_KEY_TEMPLATE = aead.aead_key_templates.AES256_GCM
-#: plaintext is encrypted, and decrypted plaintext handed on, in pieces of this size (a
-#: quarter of a segment). A download holds the piece it read and the one held back: with
-#: pieces of 1 MiB, 20 downloads at once grew documents 13 MiB more, for no less CPU
+#: plaintext is encrypted, and decrypted plaintext handed on, in pieces of this size. A
+#: download holds the piece it read and the one held back: with pieces of 1 MiB, 20
+#: downloads at once grew documents 13 MiB more, for no less CPU
 CHUNK = 256 * 1024
 #: the most ciphertext an encrypting reader prepares for one read (minio asks for a part,
 #: 8 MiB, and a byte): one large read instead of many small ones it would concatenate
@@ -321,8 +342,8 @@ def verify(
 
 def ciphertext_bound(size: int) -> int:
     """More than the ciphertext of size bytes of plaintext can be: 40 bytes of header and
-    16 per segment of 1 MiB, with room to spare. A stored object longer than this is
-    refused without reading the rest of it."""
+    16 per segment (of 256 KiB, or 1 MiB for older objects), with room to spare. A stored
+    object longer than this is refused without reading the rest of it."""
     return size + size // 4096 + 4096
 
 

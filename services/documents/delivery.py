@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import eventlet
+from nameko.extensions import DependencyProvider
 
+from overdracht import config
 from overdracht.contracts import DELIVERED, DELIVERY_FAILED, DELIVERY_INTERRUPTED
 from services.documents.crypto import IntegrityError
 
@@ -89,3 +91,57 @@ class Delivery:
             self._report(outcome, self.sent, reason)
         except Exception as exc:  # noqa: BLE001 - reporting must never break the stream
             log.error("download outcome %s not reported: %s", outcome, type(exc).__name__)
+
+
+class Budget:
+    """Bytes of plaintext the process may hold for downloads at once.
+
+    Taken without waiting: a download that does not fit is served another way (see
+    DocumentsService._checked_body), so a slow reader holding its share holds up nobody.
+    Green threads switch only at I/O, so taking and giving back need no lock.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        if self.held + size > self.limit:
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.held -= size
+
+
+class Held:
+    """Plaintext held in memory while it is served: its share of the budget is given back
+    once, when the server closes the body (whether it was sent whole, cut or never begun)."""
+
+    def __init__(self, chunks: list[bytes], size: int, budget: Budget) -> None:
+        self._chunks = iter(chunks)
+        self._size = size
+        self._budget: Budget | None = budget
+
+    def __iter__(self) -> Held:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        self._chunks = iter(())
+        if self._budget is not None:
+            self._budget.give(self._size)
+            self._budget = None
+
+
+class HeldBytes(DependencyProvider):
+    """The process's Budget, OVERDRACHT_DOWNLOAD_HOLD_MB."""
+
+    def setup(self) -> None:
+        self.budget = Budget(config.get_int("OVERDRACHT_DOWNLOAD_HOLD_MB") * 1024 * 1024)
+
+    def get_dependency(self, worker_ctx: Any) -> Budget:
+        return self.budget

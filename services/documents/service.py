@@ -60,6 +60,8 @@ from services.documents.delivery import (
     NOT_FOUND,
     STORE_UNAVAILABLE,
     Delivery,
+    Held,
+    HeldBytes,
     in_background,
 )
 from services.documents.models import (
@@ -82,6 +84,7 @@ STORE_AWAY = N_("De documentenopslag is niet bereikbaar.")
 DOWNLOAD = "download"
 DAMAGED = N_("Het document is beschadigd en wordt niet getoond.")
 #: documents up to this size are checked and served from one read, held in memory meanwhile
+#: (as long as OVERDRACHT_DOWNLOAD_HOLD_MB allows)
 INLINE_BYTES = 8 * 1024 * 1024
 #: every document body is stored under this prefix; the leftover sweep touches nothing else
 OBJECT_PREFIX = "documents/"
@@ -222,6 +225,7 @@ class DocumentsService:
     identity = Identity()
     storage = Storage()
     keys = Keys()
+    held = HeldBytes()
     clients = RpcProxy("clients")
 
     # --- RPC: metadata --------------------------------------------------------------------
@@ -692,16 +696,18 @@ class DocumentsService:
         """The document's plaintext: no byte of it unchecked, and never a whole document
         from a stored object that changed.
 
-        Tink authenticates every 1 MiB segment as it decrypts, but the answer's status goes
-        out before the later segments are read.
+        Tink authenticates every segment as it decrypts, but the answer's status goes out
+        before the later segments are read.
         - A small document is decrypted whole to check it (every segment, the length, the
-          SHA-256 recorded at upload) and served from that read.
-        - A larger one is read once. Its object must have the length written at upload, or
-          it is refused before the answer; the first segment is authenticated before the
-          answer, every other one before it is sent, and the last piece is held back until
-          the whole object matched the SHA-256 written at upload. An object changed in a
-          later segment ends in a cut connection after authenticated bytes only (and the
-          delivery is recorded as failed), never in a whole document.
+          SHA-256 recorded at upload) and served from that read, held in memory while it
+          is sent, within the process's budget for that (OVERDRACHT_DOWNLOAD_HOLD_MB).
+        - A larger one, or a small one the budget has no room for, is read once. Its object
+          must have the length written at upload, or it is refused before the answer; the
+          first segment is authenticated before the answer, every other one before it is
+          sent, and the last piece is held back until the whole object matched the SHA-256
+          written at upload. An object changed in a later segment ends in a cut connection
+          after authenticated bytes only (and the delivery is recorded as failed), never in
+          a whole document.
         - A large document stored before the object's length was recorded is checked
           whole first (the ciphertext's SHA-256, or decrypting it), then read again as it
           is sent, pinned to the checked object by its ETag.
@@ -711,7 +717,12 @@ class DocumentsService:
         )
         source = self.storage.open(document.object_key)
         stored = (document.ciphertext_sha256, document.ciphertext_size)
-        if document.size > INLINE_BYTES and None not in stored:
+        small = document.size <= INLINE_BYTES
+        # held in memory: a small document, if the budget has room (given back when the
+        # body closes) or if it was stored before its object's length was recorded
+        budgeted = small and None not in stored and self.held.take(document.size)
+        keep = budgeted or (small and None in stored)
+        if not keep and None not in stored:
             if source.length != document.ciphertext_size:
                 source.close()
                 raise IntegrityError("the stored object's length differs from the one stored")
@@ -719,19 +730,19 @@ class DocumentsService:
             first = next(chunks, b"")  # the first segment is authenticated before the answer
             return _cut_on_failure(document.id, first, chunks)
         etag = source.etag
-        if document.size > INLINE_BYTES and document.ciphertext_sha256:
+        if not keep and document.ciphertext_sha256:
             crypto.verify_ciphertext(source, document.size, document.ciphertext_sha256)
         else:
-            kept = crypto.verify(
-                data_key,
-                source,
-                document.id,
-                document.size,
-                document.sha256,
-                keep=document.size <= INLINE_BYTES,
-            )
+            try:
+                kept = crypto.verify(
+                    data_key, source, document.id, document.size, document.sha256, keep=keep
+                )
+            except BaseException:
+                if budgeted:
+                    self.held.give(document.size)
+                raise
             if kept is not None:
-                return kept
+                return Held(kept, document.size, self.held) if budgeted else kept
         try:
             again = self.storage.open(document.object_key, etag)
         except S3Error as exc:

@@ -21,7 +21,7 @@ from minio.error import S3Error
 from ops.platform import port_in_use, wait_for
 from overdracht import config
 from overdracht.db import make_engine
-from services.documents.crypto import generate_master_keys
+from services.documents.crypto import SEGMENT, generate_master_keys
 from services.documents.service import DAMAGED, INLINE_BYTES
 from services.documents.storage import BlobStore, make_client
 from tests.support import pdf, settings
@@ -116,7 +116,7 @@ ALTERATIONS = {
     "a flipped byte in the last segment": _flip(-10),
     "a flipped header byte": _flip(5),
     # the classic truncation: whole segments dropped from the end (small: all but the header)
-    "cut at a segment boundary": lambda c, other: c[: MiB * (len(c) // MiB)] or c[:40],
+    "cut at a segment boundary": lambda c, other: c[: SEGMENT * (len(c) // SEGMENT)] or c[:40],
     "truncated by one byte": lambda c, other: c[:-1],
     "bytes appended": lambda c, other: c + b"%%EOF\n",
     "replaced by another document's object": lambda c, other: other,

@@ -10,6 +10,7 @@ import random
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,6 +20,7 @@ from dotenv import dotenv_values
 from minio.error import S3Error
 from minio.helpers import read_part_data
 from tink import json_proto_keyset_format, secret_key_access
+from tink import streaming_aead as tink_streaming
 
 from overdracht import config
 from overdracht.contracts import TooLarge
@@ -32,14 +34,15 @@ from services.documents.crypto import (
     MissingMasterKey,
     WrappedKey,
 )
+from services.documents.delivery import Budget
 from services.documents.storage import PART_SIZE
 from services.documents.streams import CappedReader
 from tests.unit.test_streams import Broken, Trickle
 
 MiB = 1024 * 1024
-#: Tink's AES256_GCM_HKDF_1MB: a 40-byte header (length byte, salt, nonce prefix), 16-byte
-#: tags, segments of 1 MiB ciphertext (the first one shorter by the header)
-SEGMENT = MiB
+#: Tink's AES-GCM-HKDF streaming: a 40-byte header (length byte, salt, nonce prefix),
+#: 16-byte tags, segments of SEGMENT ciphertext (the first one shorter by the header)
+SEGMENT = 256 * 1024
 HEADER = 40
 
 
@@ -85,10 +88,32 @@ def test_a_multi_mib_stream_goes_round_in_chunks(sealed):
     document_id, data_key, _, body, ciphertext = sealed
     assert body[:4096] not in ciphertext and body[-4096:] not in ciphertext
     segments = -(-(len(body) + HEADER) // (SEGMENT - 16))
-    assert len(ciphertext) == HEADER + len(body) + 16 * segments  # 6 segments, 136 bytes more
+    assert crypto.SEGMENT == SEGMENT
+    assert len(ciphertext) == HEADER + len(body) + 16 * segments  # 23 segments, 408 bytes more
     pieces = list(crypto.decrypt(data_key, io.BytesIO(ciphertext), document_id))
     assert b"".join(pieces) == body
     assert max(map(len, pieces)) == CHUNK
+
+
+def test_an_object_written_in_1_mib_segments_still_decrypts_and_is_checked(keys, monkeypatch):
+    """Documents stored before segments were 256 KiB: their keysets say 1 MiB."""
+    document_id = uuid.uuid4()
+    old = tink_streaming.streaming_aead_key_templates.AES256_GCM_HKDF_1MB
+    monkeypatch.setattr(crypto, "DATA_KEY_TEMPLATE", old)
+    _, wrapped = keys.new_data_key(document_id)
+    monkeypatch.undo()
+    data_key = keys.data_key(wrapped, document_id)  # as a download unwraps it
+    body = _body(3 * MiB + 5)
+    ciphertext = _encrypt(data_key, body, document_id)
+    assert len(ciphertext) == HEADER + len(body) + 16 * 4  # four segments of 1 MiB
+    assert _decrypt(data_key, ciphertext, document_id) == body
+    sha256 = hashlib.sha256(body).hexdigest()
+    kept = crypto.verify(data_key, io.BytesIO(ciphertext), document_id, len(body), sha256, True)
+    assert b"".join(kept) == body
+    altered = bytearray(ciphertext)
+    altered[2 * MiB] ^= 1
+    with pytest.raises(IntegrityError):
+        crypto.verify(data_key, io.BytesIO(bytes(altered)), document_id, len(body), sha256)
 
 
 def test_encrypting_holds_little_and_hands_out_what_is_asked():
@@ -338,12 +363,14 @@ ONE_READ, DIGEST_ONLY, NEITHER = "one-read", "ciphertext-digest", "decrypted"
 LEGACY = [DIGEST_ONLY, NEITHER]
 
 
-def _checked_body(monkeypatch, keys, sealed, store, stored: str = ONE_READ) -> list:
+def _checked_body(
+    monkeypatch, keys, sealed, store, stored: str = ONE_READ, inline: int = MiB, held=None
+) -> Iterable[bytes]:
     """The download path for a document larger than INLINE_BYTES (lowered to 1 MiB here)."""
     from services.documents import service
 
     document_id, _, wrapped, body, ciphertext = sealed
-    monkeypatch.setattr(service, "INLINE_BYTES", MiB)
+    monkeypatch.setattr(service, "INLINE_BYTES", inline)
     document = SimpleNamespace(
         id=document_id,
         master_key_id=wrapped.master_key_id,
@@ -354,8 +381,48 @@ def _checked_body(monkeypatch, keys, sealed, store, stored: str = ONE_READ) -> l
         ciphertext_sha256=hashlib.sha256(ciphertext).hexdigest() if stored != NEITHER else None,
         ciphertext_size=len(ciphertext) if stored == ONE_READ else None,
     )
-    worker = SimpleNamespace(keys=keys, storage=store)
+    worker = SimpleNamespace(keys=keys, storage=store, held=held or Budget(0))
     return service.DocumentsService._checked_body(worker, document)
+
+
+def test_a_small_document_is_held_within_the_budget_and_gives_its_share_back(
+    monkeypatch, keys, sealed
+):
+    _, _, _, body, ciphertext = sealed
+    budget = Budget(2 * len(body))
+    served = _checked_body(
+        monkeypatch, keys, sealed, Versions(ciphertext), inline=8 * MiB, held=budget
+    )
+    assert budget.held == len(body)  # checked whole before the answer, held while sent
+    assert next(iter(served)) == body[:CHUNK]
+    served.close()  # the server is done with it, here before its end
+    assert budget.held == 0
+
+
+def test_a_small_document_the_budget_has_no_room_for_is_read_once_as_it_is_sent(
+    monkeypatch, keys, sealed
+):
+    _, _, _, body, ciphertext = sealed
+    budget = Budget(len(body) - 1)
+    store = Versions(ciphertext, ciphertext)
+    served = _checked_body(monkeypatch, keys, sealed, store, inline=8 * MiB, held=budget)
+    assert budget.held == 0
+    assert b"".join(served) == body
+    assert store.unread == 1  # one read
+
+
+def test_an_altered_small_document_is_refused_before_the_answer_and_holds_nothing(
+    monkeypatch, keys, sealed
+):
+    _, _, _, body, ciphertext = sealed
+    altered = bytearray(ciphertext)
+    altered[-100] ^= 1  # the last segment: found only by reading it all
+    budget = Budget(8 * MiB)
+    with pytest.raises(IntegrityError):
+        _checked_body(
+            monkeypatch, keys, sealed, Versions(bytes(altered)), inline=8 * MiB, held=budget
+        )
+    assert budget.held == 0
 
 
 def test_a_large_document_is_read_once_and_sent_whole(monkeypatch, keys, sealed):
