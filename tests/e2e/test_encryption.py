@@ -172,6 +172,29 @@ def test_an_altered_object_is_refused_and_nothing_of_it_is_served(
     assert again.content == body
 
 
+def test_small_documents_served_whole_give_their_memory_back(harness, store):
+    """Small documents are held in memory within a budget (OVERDRACHT_DOWNLOAD_HOLD_MB)
+    and give their share back when sent: after many times the budget has been served, an
+    altered small one is still checked whole, and refused before its first byte."""
+    api = harness.provider()
+    client = harness.new_client(api)
+    body = pdf(6 * MiB)
+    served = harness.upload(api, client["id"], body).json()
+    budget = int(config.get("OVERDRACHT_DOWNLOAD_HOLD_MB")) * MiB
+    for _ in range(budget // len(body) + 3):
+        download = api.get(f"/documents/{served['id']}/content")
+        assert download.status_code == 200
+        assert download.content == body
+    # one more, cut off by its reader before the end, gives its share back too
+    with api.get(f"/documents/{served['id']}/content", stream=True) as cut:
+        assert next(cut.iter_content(MiB))
+    # several segments, the last one altered: read once, it would be found only as sent
+    target = harness.upload(api, client["id"], pdf(2 * MiB)).json()
+    replace(store, target["id"], _flip(-10)(stored(store, target["id"]), b""))
+    refused = api.get(f"/documents/{target['id']}/content")
+    assert refused.status_code == 502, refused.text[:200]
+
+
 def test_a_large_documents_row_holds_the_digest_of_its_stored_ciphertext(
     harness, store, documents_db
 ):

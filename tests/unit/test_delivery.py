@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from services.documents.crypto import IntegrityError
-from services.documents.delivery import Delivery
+from services.documents.delivery import Budget, Delivery, Held
 
 
 class Reports(list):
@@ -37,6 +37,21 @@ def test_a_list_body_is_delivered():
     assert list(body) == [b"x" * 10]
     body.close()
     assert reports == [("delivered", 10, None)]
+
+
+@pytest.mark.parametrize("read", [0, 1, 2], ids=["never begun", "cut", "whole"])
+def test_a_held_body_gives_its_share_of_the_budget_back_once_closed(read):
+    """What the WSGI server does with a small document held in memory, however it ends."""
+    budget = Budget(10)
+    assert budget.take(5) and not budget.take(6)
+    body = Delivery(Held([b"abc", b"de"], 5, budget), 5, Reports())
+    for _ in range(read):
+        next(body)
+    assert budget.held == 5
+    body.close()
+    body.close()
+    assert budget.held == 0
+    assert budget.take(10)
 
 
 def test_running_out_short_of_the_size_is_failed_not_delivered():
