@@ -536,14 +536,16 @@ def _reconnect_promptly(self: QueueConsumer) -> Any:
 
 
 def adapt_nameko() -> None:
-    """Make nameko use the declared exchanges, and give every RPC request a deadline.
+    """Make nameko use the declared exchanges, give every RPC request a deadline, and
+    send requests and replies transient.
 
     Declaring an exchange, even one that exists, needs configure permission on it, and
     configure also allows deleting it. nameko builds its RPC exchange in one function;
     replacing that function keeps every component from needing the permission. Every
     RPC request, from a service or a standalone proxy, goes out through MethodProxy's
-    publisher class. Every consumer in a service (its RPC queue, its replies, audit's
-    event queues) reconnects through QueueConsumer.establish_connection.
+    publisher class, and every reply through Responder's. Every consumer in a service
+    (its RPC queue, its replies, audit's event queues) reconnects through
+    QueueConsumer.establish_connection.
     """
     nameko_rpc.get_rpc_exchange = _provisioned_rpc_exchange
     nameko_rpc.MethodProxy.publisher_cls = DeadlinePublisher
