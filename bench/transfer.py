@@ -269,10 +269,10 @@ def print_cpu(cpu: CpuMeter, times: dict[str, list[float]], rows: tuple) -> None
         f" and the whole machine ({cores} cores)"
     )
     print(f"  {'path':<42}" + "".join(f"{s:>10}" for s in spenders))
+    # the platform: every process the sandbox started, but the object store
+    others = {*STORE, *SERVERS, CLIENT, MACHINE}
     for name, key, *_ in rows:
         spent = cpu.per_window(key)
-        # the platform: every process the sandbox started, but the object store
-        others = {*STORE, *SERVERS, CLIENT, MACHINE}
         spent["platform"] = sum(s for spender, s in spent.items() if spender not in others)
         print(f"  {name:<42}" + "".join(f"{spent.get(s, 0.0):>10.2f}" for s in spenders))
     for name, key, _, raw, _target in rows:

@@ -49,7 +49,7 @@ def test_a_call_made_inside_another_uses_the_proxy_the_request_holds(pool):
 
 def test_the_next_request_reuses_the_proxy_instead_of_connecting_again(pool):
     with pool.cluster() as first:
-        pass
+        assert first is FakeCluster.started[0].proxy
     with pool.cluster() as second:
         assert second is first
     assert len(FakeCluster.started) == 1
@@ -76,8 +76,6 @@ def test_requests_on_other_threads_get_proxies_of_their_own(pool):
 
 
 def test_more_proxies_than_the_pool_keeps_are_closed_when_returned(pool):
-    with pool.cluster(), pool.cluster():
-        pass  # the same request: one proxy
     barrier = threading.Barrier(3)
 
     def request() -> None:
@@ -113,8 +111,8 @@ def test_an_error_the_service_answered_keeps_the_proxy(pool):
         with pool.cluster():
             with pool.cluster():
                 raise InvalidInput("Ongeldig BSN.", "invalid_bsn")
-    with pool.cluster():
-        pass
+    with pool.cluster() as again:
+        assert again is FakeCluster.started[0].proxy
     assert len(FakeCluster.started) == 1
     assert FakeCluster.stopped == []
 
@@ -126,7 +124,6 @@ def test_a_broker_that_is_away_when_connecting_is_unavailable_and_nothing_is_kep
         raise OperationalError("connection refused")
 
     monkeypatch.setattr(FakeCluster, "start", refuse)
-    with pytest.raises(Unavailable):
-        with pool.cluster():
-            pass
+    with pytest.raises(Unavailable), pool.cluster():
+        pytest.fail("a proxy was lent without a connection")
     assert len(FakeCluster.stopped) == 1
